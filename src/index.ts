@@ -1,0 +1,33 @@
+/** glimpse: attention and transformers for images. The public API (see DESIGN.md). */
+import * as F from './ops/index.js';
+
+export { F };
+export { getBackend, listBackends, registerBackend, setBackend, withBackend } from './backend/backend.js';
+export { enableGrad, isGradEnabled, noGrad } from './tensor/autograd.js';
+export type { DType } from './tensor/dtype.js';
+export { Tensor } from './tensor/tensor.js';
+export {
+  arange,
+  eye,
+  full,
+  Generator,
+  linspace,
+  manualSeed,
+  ones,
+  rand,
+  randint,
+  randn,
+  randperm,
+  tensor,
+  zeros,
+} from './ops/creation.js';
+import * as nn from './nn/index.js';
+
+export { nn };
+export {
+  parseSafetensors,
+  readSafetensors,
+  SafetensorsError,
+  serializeSafetensors,
+  writeSafetensors,
+} from './io/safetensors.js';

@@ -1,0 +1,6 @@
+/** The `nn` namespace: modules with torch's parameter names, and initializers under `nn.init`. */
+import * as init from './init.js';
+
+export { init };
+export * from './linear.js';
+export * from './module.js';

@@ -1,0 +1,98 @@
+/**
+ * Every differentiable op. This module is the `F` namespace of the public API (PyTorch's functional
+ * names in camelCase), and it installs the op table behind Tensor's methods.
+ */
+import { installTensorOps } from '../tensor/tensor.js';
+import * as ew from './elementwise.js';
+import { matmul } from './matmul.js';
+import { logSoftmax, softmax } from './normalization.js';
+import { argmax, max, mean, min, sum } from './reduce.js';
+import { clone, expand, flatten, permute, reshape, slice, squeeze, transpose, unsqueeze } from './shape.js';
+
+export * from './creation.js';
+export {
+  abs,
+  add,
+  atan2,
+  cast,
+  ceil,
+  clamp,
+  cos,
+  div,
+  eq,
+  erf,
+  exp,
+  expm1,
+  floor,
+  ge,
+  gelu,
+  gt,
+  le,
+  leakyRelu,
+  log,
+  log1p,
+  logicalAnd,
+  logicalOr,
+  lt,
+  maskedFill,
+  maximum,
+  minimum,
+  mul,
+  ne,
+  neg,
+  pow,
+  reciprocal,
+  relu,
+  remainder,
+  round,
+  rsqrt,
+  sigmoid,
+  sign,
+  silu,
+  sin,
+  softplus,
+  sqrt,
+  square,
+  sub,
+  sumToShape,
+  tanh,
+  where,
+} from './elementwise.js';
+export * from './matmul.js';
+export * from './normalization.js';
+export * from './reduce.js';
+export * from './shape.js';
+
+installTensorOps({
+  add: ew.add,
+  sub: ew.sub,
+  mul: ew.mul,
+  div: ew.div,
+  pow: ew.pow,
+  neg: ew.neg,
+  exp: ew.exp,
+  log: ew.log,
+  sqrt: ew.sqrt,
+  abs: ew.abs,
+  tanh: ew.tanh,
+  sigmoid: ew.sigmoid,
+  relu: ew.relu,
+  matmul,
+  reshape,
+  permute,
+  transpose,
+  sum,
+  mean,
+  max,
+  min,
+  argmax,
+  softmax,
+  logSoftmax,
+  cast: ew.cast,
+  expand,
+  slice,
+  flatten,
+  squeeze,
+  unsqueeze,
+  clone,
+});

@@ -1,0 +1,31 @@
+/**
+ * Element types. float32 is the compute type; integer tensors hold indices and labels; bool holds masks.
+ * int64 values are stored in a Float64Array: exact up to 2^53, which covers every index and label,
+ * and arithmetic on them stays plain JavaScript numbers (no BigInt on hot paths).
+ */
+export type DType = 'float32' | 'int32' | 'int64' | 'bool';
+export type Storage = Float32Array | Int32Array | Float64Array | Uint8Array;
+
+export function allocStorage(dtype: DType, size: number): Storage {
+  switch (dtype) {
+    case 'float32':
+      return new Float32Array(size);
+    case 'int32':
+      return new Int32Array(size);
+    case 'int64':
+      return new Float64Array(size);
+    case 'bool':
+      return new Uint8Array(size);
+  }
+}
+
+export function dtypeOfStorage(data: Storage): DType {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Int32Array) return 'int32';
+  if (data instanceof Float64Array) return 'int64';
+  return 'bool';
+}
+
+export function isIntegerDType(dtype: DType): boolean {
+  return dtype === 'int32' || dtype === 'int64';
+}
