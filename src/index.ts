@@ -31,3 +31,15 @@ export {
   serializeSafetensors,
   writeSafetensors,
 } from './io/safetensors.js';
+export {
+  colorAt,
+  encodePng,
+  heatmapRgb,
+  normalizeMap,
+  overlayHeatmap,
+  readImage,
+  resizeRgb,
+  toRgbBytes,
+  writeImage,
+  writePngBytes,
+} from './io/image.js';
