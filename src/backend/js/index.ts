@@ -1,9 +1,12 @@
 /** The js reference backend: every kernel, the normative semantics for all other backends. */
+import { col2im, depthwiseConv, depthwiseConvBackward, im2col } from './conv.js';
 import { binary, unary, unaryGrad, where } from './elementwise.js';
 import { gemm } from './gemm.js';
 import { copyStrided, gather, indexAdd, indexSelect, scatterAdd } from './layout.js';
 import { layerNorm, layerNormBackward, softmax } from './normalization.js';
+import { adaptiveMaxPool, avgPool, avgPoolBackward, maxPool } from './pool.js';
 import { reduce } from './reduce.js';
+import { gridSample2d, gridSample2dBackward, resampleAxis, resampleAxisBackward } from './resample.js';
 
 export const jsKernels = {
   unary,
@@ -20,4 +23,16 @@ export const jsKernels = {
   softmax,
   layerNorm,
   layerNormBackward,
+  im2col,
+  col2im,
+  depthwiseConv,
+  depthwiseConvBackward,
+  maxPool,
+  avgPool,
+  avgPoolBackward,
+  adaptiveMaxPool,
+  resampleAxis,
+  resampleAxisBackward,
+  gridSample2d,
+  gridSample2dBackward,
 };
