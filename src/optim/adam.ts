@@ -1,0 +1,100 @@
+/**
+ * Adam and AdamW (torch.optim.Adam / AdamW). Adam adds weight decay to the gradient (L2); AdamW
+ * decays the weights directly, `p *= 1 - lr * wd`, before the Adam update. Both use torch's bias
+ * correction and eps placement: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+ */
+import type { Tensor } from '../tensor/tensor.js';
+import {
+  type GroupHyper,
+  Optimizer,
+  type ParamGroup,
+  type ParamGroupInput,
+  type ParamState,
+  stateBuffer,
+} from './optimizer.js';
+
+export interface AdamHyper extends GroupHyper {
+  betas: [number, number];
+  eps: number;
+  amsgrad: boolean;
+  maximize: boolean;
+}
+
+type AdamParams = readonly Tensor[] | ReadonlyArray<ParamGroupInput<AdamHyper>>;
+
+abstract class AdamBase extends Optimizer<AdamHyper> {
+  protected abstract readonly decoupled: boolean;
+
+  protected override validate(group: ParamGroup<AdamHyper>, index: number): void {
+    super.validate(group, index);
+    const name = this.constructor.name;
+    const [b1, b2] = group.betas;
+    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) {
+      throw new Error(`${name}: invalid betas [${b1}, ${b2}] in group ${index}; each must be in [0, 1)`);
+    }
+    if (!(group.eps >= 0))
+      throw new Error(`${name}: invalid eps ${group.eps} in group ${index}; use eps >= 0`);
+  }
+
+  protected update(
+    param: Float32Array,
+    grad: Float32Array,
+    state: ParamState,
+    group: ParamGroup<AdamHyper>,
+    shape: readonly number[],
+  ): void {
+    const { lr, eps, amsgrad, maximize, weightDecay: wd } = group;
+    const [b1, b2] = group.betas;
+    const n = param.length;
+    const m = stateBuffer(state, 'exp_avg', n, shape);
+    const v = stateBuffer(state, 'exp_avg_sq', n, shape);
+    const vmax = amsgrad ? stateBuffer(state, 'max_exp_avg_sq', n, shape) : null;
+    const step = ((state.step as number | undefined) ?? 0) + 1;
+    state.step = step;
+    const stepSize = lr / (1 - b1 ** step);
+    const bc2Sqrt = Math.sqrt(1 - b2 ** step);
+    const decay = this.decoupled ? 1 - lr * wd : 1;
+    const l2 = this.decoupled ? 0 : wd;
+    for (let i = 0; i < n; i++) {
+      let g = maximize ? -grad[i] : grad[i];
+      if (l2 !== 0) g += l2 * param[i];
+      const p = param[i] * decay;
+      m[i] = b1 * m[i] + (1 - b1) * g;
+      v[i] = b2 * v[i] + (1 - b2) * g * g;
+      let vi = v[i];
+      if (vmax) vi = vmax[i] = Math.max(vmax[i], vi);
+      param[i] = p - (stepSize * m[i]) / (Math.sqrt(vi) / bc2Sqrt + eps);
+    }
+  }
+}
+
+export class Adam extends AdamBase {
+  protected readonly decoupled = false;
+  constructor(params: AdamParams, options: Partial<AdamHyper> = {}) {
+    super(params, {
+      lr: 1e-3,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weightDecay: 0,
+      amsgrad: false,
+      maximize: false,
+      ...options,
+    });
+  }
+}
+
+/** AdamW; torch's default weight decay is 0.01. */
+export class AdamW extends AdamBase {
+  protected readonly decoupled = true;
+  constructor(params: AdamParams, options: Partial<AdamHyper> = {}) {
+    super(params, {
+      lr: 1e-3,
+      betas: [0.9, 0.999],
+      eps: 1e-8,
+      weightDecay: 1e-2,
+      amsgrad: false,
+      maximize: false,
+      ...options,
+    });
+  }
+}
