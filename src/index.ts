@@ -24,6 +24,9 @@ export {
 import * as nn from './nn/index.js';
 
 export { nn };
+import * as optim from './optim/index.js';
+
+export { optim };
 export {
   parseSafetensors,
   readSafetensors,
