@@ -9,6 +9,20 @@ import { logSoftmax, softmax } from './normalization.js';
 import { argmax, max, mean, min, sum } from './reduce.js';
 import { clone, expand, flatten, permute, reshape, slice, squeeze, transpose, unsqueeze } from './shape.js';
 
+export {
+  type ConvOptions,
+  type ConvTransposeOptions,
+  conv1d,
+  conv2d,
+  conv3d,
+  convTranspose1d,
+  convTranspose2d,
+  convTranspose3d,
+  fold,
+  pixelShuffle,
+  pixelUnshuffle,
+  unfold,
+} from './conv.js';
 export * from './creation.js';
 export {
   abs,
@@ -60,7 +74,32 @@ export {
 } from './elementwise.js';
 export * from './matmul.js';
 export * from './normalization.js';
+export {
+  type AdaptiveSize,
+  type AvgPoolOptions,
+  adaptiveAvgPool1d,
+  adaptiveAvgPool2d,
+  adaptiveAvgPool3d,
+  adaptiveMaxPool1d,
+  adaptiveMaxPool2d,
+  adaptiveMaxPool3d,
+  avgPool1d,
+  avgPool2d,
+  avgPool3d,
+  type MaxPoolOptions,
+  maxPool1d,
+  maxPool2d,
+  maxPool3d,
+} from './pool.js';
 export * from './reduce.js';
+export {
+  affineGrid,
+  type GridSampleOptions,
+  gridSample,
+  type InterpolateMode,
+  type InterpolateOptions,
+  interpolate,
+} from './resample.js';
 export * from './shape.js';
 
 installTensorOps({
