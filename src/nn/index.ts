@@ -2,5 +2,8 @@
 import * as init from './init.js';
 
 export { init };
+export * from './attention.js';
+export * from './layers.js';
 export * from './linear.js';
 export * from './module.js';
+export * from './transformer.js';

@@ -9,6 +9,7 @@ import { logSoftmax, softmax } from './normalization.js';
 import { argmax, max, mean, min, sum } from './reduce.js';
 import { clone, expand, flatten, permute, reshape, slice, squeeze, transpose, unsqueeze } from './shape.js';
 
+export { type AttentionResult, type ScaledDotProductAttentionOptions, scaledDotProductAttention } from './attention.js';
 export {
   type ConvOptions,
   type ConvTransposeOptions,
@@ -24,6 +25,7 @@ export {
   unfold,
 } from './conv.js';
 export * from './creation.js';
+export { dropPath, dropout, embedding } from './dropout.js';
 export {
   abs,
   add,

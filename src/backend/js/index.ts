@@ -1,4 +1,5 @@
 /** The js reference backend: every kernel, the normative semantics for all other backends. */
+import { attention, attentionBackward } from './attention.js';
 import { col2im, depthwiseConv, depthwiseConvBackward, im2col } from './conv.js';
 import { binary, unary, unaryGrad, where } from './elementwise.js';
 import { gemm } from './gemm.js';
@@ -20,6 +21,8 @@ export const jsKernels = {
   indexAdd,
   gather,
   scatterAdd,
+  attention,
+  attentionBackward,
   softmax,
   layerNorm,
   layerNormBackward,
