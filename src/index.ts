@@ -46,3 +46,28 @@ export {
   writeImage,
   writePngBytes,
 } from './io/image.js';
+export {
+  attentionDistancePlot,
+  attentionFlow,
+  attentionGradients,
+  attentionRollout,
+  gradRollout,
+  headMaps,
+  LayeredFlowNetwork,
+  mapGrid,
+  maskMassShare,
+  meanAttentionDistance,
+  tokenGradCam,
+  writeAttentionDistancePlot,
+  writeMapGrid,
+  writeOverlay,
+} from './explain/index.js';
+export type {
+  AttentionGradients,
+  DistanceOptions,
+  FlowOptions,
+  FlowResult,
+  HeadFusion,
+  RolloutOptions,
+  RolloutResult,
+} from './explain/index.js';
