@@ -3,6 +3,7 @@ import * as init from './init.js';
 
 export { init };
 export * from './attention.js';
+export * from './conv.js';
 export * from './layers.js';
 export * from './linear.js';
 export * from './module.js';
