@@ -110,7 +110,8 @@ export function scaledDotProductAttention(
   let mask: Tensor | null = null;
   if (options.attnMask) {
     mask = additiveMask(options.attnMask, op);
-    if (!shapesEqual(broadcastShapes(mask.shape, scoresShape, op), scoresShape)) {
+    const lag = scoresShape.length - mask.ndim;
+    if (lag < 0 || mask.shape.some((s, i) => s !== 1 && s !== scoresShape[i + lag])) {
       throw new Error(
         `${op}: attnMask ${fmt(mask.shape)} does not broadcast to the scores ${fmt(scoresShape)}`,
       );
