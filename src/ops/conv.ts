@@ -142,7 +142,7 @@ function convNd(
   let outSize: number[];
   if (padOpt === 'same') {
     if (stride.some((s) => s !== 1))
-      throw new Error(`${op}: padding='same' needs stride 1, got stride [${stride}]`);
+      throw new Error(`${op}: padding='same' needs stride 1, got stride ${fmt(stride)}`);
     // torch puts the odd unit of padding on the trailing side.
     padding = kernel.map((k, i) => Math.floor((dilation[i] * (k - 1)) / 2));
     outSize = [...inSize];
@@ -154,7 +154,7 @@ function convNd(
   }
   if (outSize.some((s) => s <= 0)) {
     throw new Error(
-      `${op}: kernel ${fmt(kernel)} (dilation [${dilation}]) is larger than the padded input ${fmt(inSize.map((s, i) => s + 2 * padding[i]))} of input ${fmt(x.shape)}`,
+      `${op}: kernel ${fmt(kernel)} (dilation ${fmt(dilation)}) is larger than the padded input ${fmt(inSize.map((s, i) => s + 2 * padding[i]))} of input ${fmt(x.shape)}`,
     );
   }
   const win = window3(inSize, outSize, kernel, stride, padding, dilation);
@@ -324,7 +324,7 @@ function convTransposeNd(
   outputPadding.forEach((p, i) => {
     if (p >= Math.max(stride[i], dilation[i])) {
       throw new Error(
-        `${op}: outputPadding [${outputPadding}] must be smaller than stride [${stride}] or dilation [${dilation}]`,
+        `${op}: outputPadding ${fmt(outputPadding)} must be smaller than stride ${fmt(stride)} or dilation ${fmt(dilation)}`,
       );
     }
   });
@@ -333,7 +333,7 @@ function convTransposeNd(
   );
   if (outSize.some((s) => s <= 0)) {
     throw new Error(
-      `${op}: padding [${padding}] leaves no output for input ${fmt(x.shape)} and weight ${fmt(weight.shape)}`,
+      `${op}: padding ${fmt(padding)} leaves no output for input ${fmt(x.shape)} and weight ${fmt(weight.shape)}`,
     );
   }
   // The transposed conv is the adjoint of a conv from the output grid to the input grid.

@@ -55,7 +55,7 @@ function poolGeometry(
   const dilation = tupleOf(dilationOpt ?? 1, nd, 'dilation', op, 1);
   padding.forEach((p, i) => {
     if (p > Math.floor(kernel[i] / 2)) {
-      throw new Error(`${op}: padding [${padding}] must be at most half of kernelSize [${kernel}]`);
+      throw new Error(`${op}: padding ${fmt(padding)} must be at most half of kernelSize ${fmt(kernel)}`);
     }
   });
   const outSize = inSize.map((s, i) => {
@@ -67,7 +67,7 @@ function poolGeometry(
   });
   if (outSize.some((s) => s <= 0)) {
     throw new Error(
-      `${op}: kernelSize [${kernel}] (dilation [${dilation}]) is larger than the padded input ${fmt(inSize.map((s, i) => s + 2 * padding[i]))} of input ${fmt(x.shape)}`,
+      `${op}: kernelSize ${fmt(kernel)} (dilation ${fmt(dilation)}) is larger than the padded input ${fmt(inSize.map((s, i) => s + 2 * padding[i]))} of input ${fmt(x.shape)}`,
     );
   }
   return { win: window3(inSize, outSize, kernel, stride, padding, dilation), outSize };

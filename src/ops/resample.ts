@@ -353,11 +353,11 @@ export function affineGrid(
   const alignCorners = options.alignCorners ?? false;
   const nd = size.length - 2;
   if (nd !== 2 && nd !== 3)
-    throw new Error(`${op}: size must be [N, C, H, W] or [N, C, D, H, W], got [${size}]`);
+    throw new Error(`${op}: size must be [N, C, H, W] or [N, C, D, H, W], got ${fmt(size)}`);
   const N = size[0];
   if (theta.ndim !== 3 || theta.shape[0] !== N || theta.shape[1] !== nd || theta.shape[2] !== nd + 1) {
     throw new Error(
-      `${op}: theta must be (${N}, ${nd}, ${nd + 1}) for size [${size}], got ${fmt(theta.shape)}`,
+      `${op}: theta must be (${N}, ${nd}, ${nd + 1}) for size ${fmt(size)}, got ${fmt(theta.shape)}`,
     );
   }
   const spatial = size.slice(2);
