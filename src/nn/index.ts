@@ -6,5 +6,7 @@ export * from './attention.js';
 export * from './conv.js';
 export * from './layers.js';
 export * from './linear.js';
+export * from './loss.js';
 export * from './module.js';
+export * from './norm.js';
 export * from './transformer.js';

@@ -24,6 +24,7 @@ export {
   pixelUnshuffle,
   unfold,
 } from './conv.js';
+export * from './batch_norm.js';
 export * from './creation.js';
 export { dropPath, dropout, embedding } from './dropout.js';
 export {
@@ -74,6 +75,7 @@ export {
   tanh,
   where,
 } from './elementwise.js';
+export * from './loss.js';
 export * from './matmul.js';
 export * from './normalization.js';
 export {

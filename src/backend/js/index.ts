@@ -1,9 +1,11 @@
 /** The js reference backend: every kernel, the normative semantics for all other backends. */
 import { attention, attentionBackward } from './attention.js';
+import { batchNormBackward, batchNormForward, batchNormStats } from './batch_norm.js';
 import { col2im, depthwiseConv, depthwiseConvBackward, im2col } from './conv.js';
 import { binary, unary, unaryGrad, where } from './elementwise.js';
 import { gemm } from './gemm.js';
 import { copyStrided, gather, indexAdd, indexSelect, scatterAdd } from './layout.js';
+import { crossEntropy, crossEntropyBackward } from './loss.js';
 import { layerNorm, layerNormBackward, softmax } from './normalization.js';
 import { adaptiveMaxPool, avgPool, avgPoolBackward, maxPool } from './pool.js';
 import { reduce } from './reduce.js';
@@ -26,6 +28,11 @@ export const jsKernels = {
   softmax,
   layerNorm,
   layerNormBackward,
+  batchNormStats,
+  batchNormForward,
+  batchNormBackward,
+  crossEntropy,
+  crossEntropyBackward,
   im2col,
   col2im,
   depthwiseConv,
