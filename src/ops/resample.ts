@@ -221,13 +221,15 @@ function antialiasFilter(
     if (ax < 2) return cubicConvolution2(ax, -0.5);
     return 0;
   };
-  const taps = Math.ceil(support) * 2 + 1;
-  const f = makeFilter(inLen, outLen, taps);
-  for (let j = 0; j < outLen; j++) {
+  // torch truncates toward zero here (static_cast<int64_t>), not floor.
+  const ranges = Array.from({ length: outLen }, (_, j) => {
     const center = s * (j + 0.5);
-    // torch truncates toward zero here (static_cast<int64_t>), not floor.
     const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
-    const xsize = Math.min(Math.trunc(center + support + 0.5), inLen) - xmin;
+    return { center, xmin, xsize: Math.min(Math.trunc(center + support + 0.5), inLen) - xmin };
+  });
+  const taps = ranges.reduce((m, r) => Math.max(m, r.xsize), 1);
+  const f = makeFilter(inLen, outLen, taps);
+  ranges.forEach(({ center, xmin, xsize }, j) => {
     const ws: number[] = [];
     let total = 0;
     for (let t = 0; t < xsize; t++) {
@@ -240,7 +242,7 @@ function antialiasFilter(
       f.index[j * taps + t] = inRange ? xmin + t : Math.min(xmin, inLen - 1);
       f.weight[j * taps + t] = inRange ? (total !== 0 ? ws[t] / total : ws[t]) : 0;
     }
-  }
+  });
   return f;
 }
 
