@@ -27,6 +27,10 @@ export { nn };
 import * as optim from './optim/index.js';
 
 export { optim };
+import * as data from './data/index.js';
+
+export { data };
+export { DataLoader, FashionMnist, ImageFolder, loadFashionMnist } from './data/index.js';
 export {
   parseSafetensors,
   readSafetensors,
