@@ -61,6 +61,7 @@ export {
   mapGrid,
   maskMassShare,
   meanAttentionDistance,
+  swinRollout,
   tokenGradCam,
   writeAttentionDistancePlot,
   writeMapGrid,

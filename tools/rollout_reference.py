@@ -18,6 +18,11 @@ test/fixtures/explain/reference.safetensors:
                                          against a linear program solved by scipy)
   deit.rollout.maps          (B, 2, 8, 8)  class- and distillation-token rows, each scaled to max 1
   deit.mad                   (L, heads)
+  swin.rollout.rows          (B, 8, 256)  rows 0, 8, ..., 56 of the (B, 64, 256) rollout of timm_swin (img 64, patch 4, window 4, depths [2, 2]): every
+                                         block's window attention placed in a dense global matrix by
+                                         np.roll-ing a grid of token ids like timm rolls the features,
+                                         patch merging as the mean of each 2x2 block's rows
+  swin.rollout.map           (B, 16, 16)  the mean of those rows, scaled to max 1
 
 Run with /usr/bin/python3 (numpy, scipy, networkx): python3 tools/rollout_reference.py
 """
@@ -173,6 +178,40 @@ def attention_flow(attentions, source=0):
     return out
 
 
+def swin_rollout(attentions, grid, window, depths):
+    H, W = grid
+    B = attentions[0].shape[0] // ((H // window) * (W // window))
+    R = np.broadcast_to(np.eye(H * W), (B, H * W, H * W)).copy()
+    layer = 0
+    for stage, depth in enumerate(depths):
+        if stage > 0:  # patch merging: each 2x2 block of tokens becomes one, rows averaged
+            M = np.zeros(((H // 2) * (W // 2), H * W))
+            for i in range(H // 2):
+                for j in range(W // 2):
+                    for a in (0, 1):
+                        for b in (0, 1):
+                            M[i * (W // 2) + j, (2 * i + a) * W + 2 * j + b] = 0.25
+            R = M[None] @ R
+            H, W = H // 2, W // 2
+        win = min(H, W) if min(H, W) <= window else window
+        for blk in range(depth):
+            shift = 0 if (min(H, W) <= window or blk % 2 == 0) else window // 2
+            ids = np.roll(np.arange(H * W).reshape(H, W), (-shift, -shift), axis=(0, 1))
+            ids = ids.reshape(H // win, win, W // win, win).transpose(0, 2, 1, 3).reshape(-1, win * win)
+            fused = attentions[layer].mean(axis=1)  # (B*nW, T, T)
+            A_win = (fused + np.eye(win * win)[None]) / 2
+            A_win = A_win / A_win.sum(-1, keepdims=True)
+            nW = ids.shape[0]
+            G = np.zeros((B, H * W, H * W))
+            for b in range(B):
+                for w in range(nW):
+                    G[b][np.ix_(ids[w], ids[w])] = A_win[b * nW + w]
+            R = G @ R
+            layer += 1
+    m = R.mean(axis=1)
+    return R, (m / m.max(axis=-1, keepdims=True)).reshape(B, *grid)
+
+
 def main():
     vit = attentions_of(read_safetensors(os.path.join(PEERS, "timm_vit.io.safetensors")))
     deit = attentions_of(read_safetensors(os.path.join(PEERS, "timm_deit_distilled.io.safetensors")))
@@ -188,6 +227,10 @@ def main():
     out["vit.flow"] = attention_flow(vit)
     out["deit.rollout.maps"] = token_maps(rollout(deit, prefix=2), [0, 1], 2, grid)
     out["deit.mad"] = mean_attention_distance(deit, grid, 4, 2)
+    swin = attentions_of(read_safetensors(os.path.join(PEERS, "timm_swin.io.safetensors")))
+    R, out["swin.rollout.map"] = swin_rollout(swin, (16, 16), 4, [2, 2])
+    assert np.allclose(R.sum(-1), 1.0)
+    out["swin.rollout.rows"] = R[:, ::8, :]
     write_safetensors(OUT, out, {"generated_by": "tools/rollout_reference.py"})
     print(f"wrote {os.path.relpath(OUT, ROOT)}: " + ", ".join(f"{k} {list(v.shape)}" for k, v in sorted(out.items())))
 

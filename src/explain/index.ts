@@ -23,3 +23,4 @@ export {
   writeOverlay,
 } from './render.js';
 export { attentionRollout, type RolloutOptions, type RolloutResult } from './rollout.js';
+export { type SwinRolloutOptions, type SwinRolloutResult, swinRollout } from './swin.js';
