@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { attention, attentionBackward } from '../../src/backend/js/attention.js';
-import { F, manualSeed, noGrad, randn, tensor } from '../../src/index.js';
+import { hasOwnKernel, kernels } from '../../src/backend/backend.js';
+import { F, listBackends, manualSeed, noGrad, randn, tensor, withBackend } from '../../src/index.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertClose } from '../helpers/assert.js';
 import { gradcheck } from '../helpers/gradcheck.js';
@@ -234,5 +235,65 @@ describe('attention kernel (js reference)', () => {
     assertClose(a.gq, b.gq, 1e-6, 'gq');
     assertClose(a.gk, b.gk, 1e-6, 'gk');
     assertClose(a.gv, b.gv, 1e-6, 'gv');
+  });
+});
+
+describe('attention kernels of other backends against js', () => {
+  const others = listBackends().filter(
+    (name) => name !== 'js' && withBackend(name, () => hasOwnKernel('attention')),
+  );
+  const skip = others.length === 0 ? 'no backend other than js implements attention' : false;
+  test('forward (with probabilities) and backward on odd shapes, masks and causal', { skip }, () => {
+    const rnd = (n: number) => randn([n]).data as Float32Array;
+    const shapes = [
+      [1, 1, 1, 1, 1, 1],
+      [2, 3, 5, 7, 9, 3],
+      [1, 2, 17, 33, 64, 64],
+      [3, 1, 13, 13, 8, 5],
+    ];
+    for (const name of others) {
+      for (const [batch, heads, nq, nk, d, dv] of shapes) {
+        for (const variant of ['plain', 'mask', 'causal'] as const) {
+          const base = {
+            q: rnd(batch * heads * nq * d),
+            k: rnd(batch * heads * nk * d),
+            v: rnd(batch * heads * nk * dv),
+            batch,
+            heads,
+            nq,
+            nk,
+            d,
+            dv,
+            scale: 1 / Math.sqrt(d),
+            mask: variant === 'mask' ? rnd(batch * nq * nk) : undefined,
+            maskStrides: variant === 'mask' ? ([nq * nk, 0, nk] as [number, number, number]) : undefined,
+            causal: variant === 'causal',
+          };
+          const run = (backend: string) =>
+            withBackend(backend, () => {
+              const args = {
+                ...base,
+                out: new Float32Array(batch * heads * nq * dv),
+                probs: new Float32Array(batch * heads * nq * nk),
+              };
+              kernels().attention(args);
+              const grads = {
+                gradOut: new Float32Array(args.out.length).fill(0.5),
+                gq: new Float32Array(base.q.length),
+                gk: new Float32Array(base.k.length),
+                gv: new Float32Array(base.v.length),
+              };
+              kernels().attentionBackward({ ...args, probs: undefined, ...grads });
+              return { out: args.out, probs: args.probs, ...grads };
+            });
+          const ref = run('js');
+          const got = run(name);
+          const what = `${name} ${variant} [${batch}, ${heads}, ${nq}, ${nk}, ${d}, ${dv}]`;
+          for (const key of ['out', 'probs', 'gq', 'gk', 'gv'] as const) {
+            assertClose(got[key], ref[key], 1e-4, `${what} ${key}`);
+          }
+        }
+      }
+    }
   });
 });

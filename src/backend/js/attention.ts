@@ -39,11 +39,8 @@ export interface AttentionBackwardArgs extends AttentionArgs {
   gv: Float32Array;
 }
 
-/**
- * Writes the probabilities of query row (b, h, i) into `row` (length nk). Returns false when every
- * key is masked (the row is then all zeros).
- */
-function probabilityRow(args: AttentionArgs, b: number, h: number, i: number, row: Float32Array): boolean {
+/** Writes the probabilities of query row (b, h, i) into `row` (length nk); all zeros when every key is masked. */
+function probabilityRow(args: AttentionArgs, b: number, h: number, i: number, row: Float64Array): void {
   const { q, k, nk, d, scale, mask, causal } = args;
   const bh = b * args.heads + h;
   const qo = (bh * args.nq + i) * d;
@@ -54,18 +51,43 @@ function probabilityRow(args: AttentionArgs, b: number, h: number, i: number, ro
     const s = args.maskStrides ?? [0, 0, nk];
     mo = b * s[0] + h * s[1] + i * s[2];
   }
-  let max = -Infinity;
-  for (let j = 0; j < limit; j++) {
+  // Four keys at a time: independent sums instead of one serial dependency chain.
+  let j = 0;
+  for (; j + 4 <= limit; j += 4) {
+    const k0 = kBase + j * d;
+    const k1 = k0 + d;
+    const k2 = k1 + d;
+    const k3 = k2 + d;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let c = 0; c < d; c++) {
+      const qc = q[qo + c];
+      s0 += qc * k[k0 + c];
+      s1 += qc * k[k1 + c];
+      s2 += qc * k[k2 + c];
+      s3 += qc * k[k3 + c];
+    }
+    row[j] = s0 * scale;
+    row[j + 1] = s1 * scale;
+    row[j + 2] = s2 * scale;
+    row[j + 3] = s3 * scale;
+  }
+  for (; j < limit; j++) {
     const ko = kBase + j * d;
     let dot = 0;
     for (let c = 0; c < d; c++) dot += q[qo + c] * k[ko + c];
-    const s = mask ? dot * scale + mask[mo + j] : dot * scale;
-    row[j] = s;
-    if (s > max) max = s;
+    row[j] = dot * scale;
+  }
+  let max = -Infinity;
+  for (let j = 0; j < limit; j++) {
+    if (mask) row[j] += mask[mo + j];
+    if (row[j] > max) max = row[j];
   }
   if (max === -Infinity) {
     row.fill(0);
-    return false;
+    return;
   }
   let sum = 0;
   for (let j = 0; j < limit; j++) {
@@ -76,25 +98,20 @@ function probabilityRow(args: AttentionArgs, b: number, h: number, i: number, ro
   const inv = 1 / sum;
   for (let j = 0; j < limit; j++) row[j] *= inv;
   for (let j = limit; j < nk; j++) row[j] = 0;
-  return true;
 }
 
 export function attention(args: AttentionArgs): void {
   const { v, out, batch, heads, nq, nk, dv, probs, causal } = args;
-  const row = new Float32Array(nk);
+  const row = new Float64Array(nk);
   const acc = new Float64Array(dv);
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < heads; h++) {
       const bh = b * heads + h;
       const vBase = bh * nk * dv;
       for (let i = 0; i < nq; i++) {
-        const live = probabilityRow(args, b, h, i, row);
+        probabilityRow(args, b, h, i, row);
         if (probs) probs.set(row, (bh * nq + i) * nk);
         const oo = (bh * nq + i) * dv;
-        if (!live) {
-          out.fill(0, oo, oo + dv);
-          continue;
-        }
         acc.fill(0);
         const limit = causal ? Math.min(nk, i + 1) : nk;
         for (let j = 0; j < limit; j++) {
@@ -115,59 +132,76 @@ export function attention(args: AttentionArgs): void {
  * With dS = P ∘ (dP - rowsum(P ∘ dP)) and dP = dO V^T: dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO.
  */
 export function attentionBackward(args: AttentionBackwardArgs): void {
-  const { q, k, v, batch, heads, nq, nk, d, dv, scale, probs, gradOut, gq, gk, gv } = args;
-  gk.fill(0);
-  gv.fill(0);
-  const row = new Float32Array(nk);
-  const dS = new Float64Array(nk);
+  const { q, k, v, batch, heads, nq, nk, d, dv, scale, probs, causal, gradOut, gq, gk, gv } = args;
+  const row = new Float64Array(nk);
+  const dP = new Float64Array(nk);
   const accQ = new Float64Array(d);
+  // One head's dK and dV summed over its queries in float64, then written out.
+  const accK = new Float64Array(nk * d);
+  const accV = new Float64Array(nk * dv);
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < heads; h++) {
       const bh = b * heads + h;
       const kBase = bh * nk * d;
       const vBase = bh * nk * dv;
+      accK.fill(0);
+      accV.fill(0);
       for (let i = 0; i < nq; i++) {
         const qo = (bh * nq + i) * d;
         const oo = (bh * nq + i) * dv;
-        let live: boolean;
-        if (probs) {
-          const po = (bh * nq + i) * nk;
-          for (let j = 0; j < nk; j++) row[j] = probs[po + j];
-          live = row.some((p) => p !== 0);
-        } else live = probabilityRow(args, b, h, i, row);
-        if (!live) {
-          gq.fill(0, qo, qo + d);
-          continue;
+        // A fully masked row has P = 0 and so contributes nothing below.
+        let p: Float32Array | Float64Array = row;
+        if (probs) p = probs.subarray((bh * nq + i) * nk, (bh * nq + i + 1) * nk);
+        else probabilityRow(args, b, h, i, row);
+        const limit = causal ? Math.min(nk, i + 1) : nk;
+        // dP_j = dO_i · v_j, four keys at a time
+        let j = 0;
+        for (; j + 4 <= limit; j += 4) {
+          const v0 = vBase + j * dv;
+          const v1 = v0 + dv;
+          const v2 = v1 + dv;
+          const v3 = v2 + dv;
+          let s0 = 0;
+          let s1 = 0;
+          let s2 = 0;
+          let s3 = 0;
+          for (let c = 0; c < dv; c++) {
+            const g = gradOut[oo + c];
+            s0 += g * v[v0 + c];
+            s1 += g * v[v1 + c];
+            s2 += g * v[v2 + c];
+            s3 += g * v[v3 + c];
+          }
+          dP[j] = s0;
+          dP[j + 1] = s1;
+          dP[j + 2] = s2;
+          dP[j + 3] = s3;
+        }
+        for (; j < limit; j++) {
+          const vo = vBase + j * dv;
+          let s0 = 0;
+          for (let c = 0; c < dv; c++) s0 += gradOut[oo + c] * v[vo + c];
+          dP[j] = s0;
         }
         let rowDot = 0;
-        for (let j = 0; j < nk; j++) {
-          const p = row[j];
-          if (p === 0) {
-            dS[j] = 0;
-            continue;
-          }
-          const vo = vBase + j * dv;
-          let dp = 0;
-          for (let c = 0; c < dv; c++) {
-            dp += gradOut[oo + c] * v[vo + c];
-            gv[vo + c] += p * gradOut[oo + c];
-          }
-          dS[j] = dp;
-          rowDot += p * dp;
-        }
+        for (let j = 0; j < limit; j++) rowDot += p[j] * dP[j];
         accQ.fill(0);
-        for (let j = 0; j < nk; j++) {
-          const p = row[j];
-          if (p === 0) continue;
-          const ds = p * (dS[j] - rowDot) * scale;
-          const ko = kBase + j * d;
+        for (let j = 0; j < limit; j++) {
+          const pj = p[j];
+          if (pj === 0) continue;
+          const vo = j * dv;
+          for (let c = 0; c < dv; c++) accV[vo + c] += pj * gradOut[oo + c];
+          const ds = pj * (dP[j] - rowDot) * scale;
+          const ko = j * d;
           for (let c = 0; c < d; c++) {
-            accQ[c] += ds * k[ko + c];
-            gk[ko + c] += ds * q[qo + c];
+            accQ[c] += ds * k[kBase + ko + c];
+            accK[ko + c] += ds * q[qo + c];
           }
         }
         for (let c = 0; c < d; c++) gq[qo + c] = accQ[c];
       }
+      gk.set(accK, kBase);
+      gv.set(accV, vBase);
     }
   }
 }
