@@ -1,13 +1,14 @@
 /**
  * safetensors read/write (https://github.com/huggingface/safetensors): an 8-byte little-endian header
  * length, a JSON header {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?: {str: str}},
- * then the byte buffer. Every field is validated before any allocation that depends on it, so a
- * malformed or lying file fails with an error naming the file and the problem.
+ * then the byte buffer. The whole header is validated (dtypes, shapes, spans inside the data, no
+ * overlaps, no duplicate keys) before any tensor memory is allocated, so a malformed or lying file
+ * fails fast with a SafetensorsError naming the file and the problem, and a file's tensors never
+ * take more than 4x its size. Files are read tensor by tensor, straight into each tensor's buffer.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import type { DType, Storage } from '../tensor/dtype.js';
-import { sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export type SafetensorsDType =
@@ -37,15 +38,14 @@ const BYTES: Record<SafetensorsDType, number> = {
   U16: 2,
 };
 
+function isDType(v: unknown): v is SafetensorsDType {
+  return typeof v === 'string' && Object.hasOwn(BYTES, v);
+}
+
 /** The header may not exceed 100 MB (the reference implementation's limit). */
 const MAX_HEADER = 100_000_000;
-
-export interface SafetensorsEntry {
-  dtype: SafetensorsDType;
-  shape: number[];
-  /** The tensor converted to glimpse's dtypes: floats to float32, I64 to int64, I32 to int32, U8/BOOL/... */
-  tensor: Tensor;
-}
+/** No framework writes more dims than this; a longer shape is a corrupt header. */
+const MAX_DIMS = 64;
 
 export interface SafetensorsFile {
   tensors: Map<string, Tensor>;
@@ -60,6 +60,23 @@ function fail(source: string, problem: string): never {
   throw new SafetensorsError(`safetensors ${source}: ${problem}`);
 }
 
+/** A short rendering of an untrusted JSON value for an error message (never deep, never long). */
+function preview(v: unknown): string {
+  if (Array.isArray(v)) {
+    const items = v
+      .slice(0, 8)
+      .map((x) => (Array.isArray(x) ? '[...]' : x !== null && typeof x === 'object' ? '{...}' : preview(x)));
+    return `[${items.join(', ')}${v.length > 8 ? `, ... (${v.length} items)` : ''}]`;
+  }
+  if (v !== null && typeof v === 'object') return '{...}';
+  const s = v === undefined ? 'nothing' : JSON.stringify(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+function quoteName(name: string): string {
+  return `'${name.length > 80 ? `${name.slice(0, 77)}...` : name}'`;
+}
+
 function f16ToF32(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
@@ -72,6 +89,7 @@ function f16ToF32(h: number): number {
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
+/** float32 -> float16 bits, rounding to nearest even (subnormals included); NaN stays a quiet NaN. */
 function f32ToF16(v: number): number {
   f32[0] = v;
   const x = u32[0];
@@ -79,7 +97,7 @@ function f32ToF16(v: number): number {
   const exp = (x >>> 23) & 0xff;
   let mant = x & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -91,23 +109,29 @@ function f32ToF16(v: number): number {
     if (rem > mid || (rem === mid && half & 1)) half++;
     return sign | half;
   }
+  // a carry out of the mantissa correctly bumps the exponent (up to infinity)
   let half = sign | (e << 10) | (mant >> 13);
   const rem = mant & 0x1fff;
   if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  e = 0;
   return half;
 }
 
-function decode(dtype: SafetensorsDType, bytes: Uint8Array, count: number): Storage {
-  // Copy to an aligned buffer first: the data offset inside the file need not be aligned.
-  const buf = new Uint8Array(bytes.length);
-  buf.set(bytes);
-  const dv = new DataView(buf.buffer);
+/** float32 -> bfloat16 bits, rounding to nearest even; NaN stays a quiet NaN. */
+function f32ToBf16(v: number): number {
+  f32[0] = v;
+  const x = u32[0];
+  if (Number.isNaN(v)) return ((x >>> 16) | 0x40) & 0xffff;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Converts a tensor's bytes (`buf` is owned and starts at offset 0, so typed views are aligned). */
+function decode(dtype: SafetensorsDType, buf: Uint8Array, count: number): Storage {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   switch (dtype) {
     case 'F32':
-      return new Float32Array(buf.buffer, 0, count);
+      return new Float32Array(buf.buffer, buf.byteOffset, count);
     case 'F64':
-      return Float32Array.from(new Float64Array(buf.buffer, 0, count));
+      return Float32Array.from(new Float64Array(buf.buffer, buf.byteOffset, count));
     case 'F16': {
       const out = new Float32Array(count);
       for (let i = 0; i < count; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
@@ -125,7 +149,7 @@ function decode(dtype: SafetensorsDType, bytes: Uint8Array, count: number): Stor
       return out;
     }
     case 'I32':
-      return new Int32Array(buf.buffer, 0, count);
+      return new Int32Array(buf.buffer, buf.byteOffset, count);
     case 'I16': {
       const out = new Int32Array(count);
       for (let i = 0; i < count; i++) out[i] = dv.getInt16(2 * i, true);
@@ -137,92 +161,218 @@ function decode(dtype: SafetensorsDType, bytes: Uint8Array, count: number): Stor
       return out;
     }
     case 'I8':
-      return Int32Array.from(new Int8Array(buf.buffer, 0, count));
+      return Int32Array.from(new Int8Array(buf.buffer, buf.byteOffset, count));
     case 'U8':
-      return Int32Array.from(buf.subarray(0, count));
+      return Int32Array.from(buf);
     case 'BOOL':
-      return buf.subarray(0, count);
+      // any non-zero byte is true; glimpse's masks hold exactly 0 or 1
+      for (let i = 0; i < count; i++) buf[i] = buf[i] ? 1 : 0;
+      return buf;
   }
+}
+
+/** One validated header entry: where its bytes are (relative to the data start) and what they hold. */
+interface PlannedTensor {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  begin: number;
+  end: number;
+  count: number;
+}
+
+function isJsonSpace(ch: number): boolean {
+  return ch === 0x20 || ch === 0x09 || ch === 0x0a || ch === 0x0d;
+}
+
+/**
+ * The first key that appears twice in one JSON object, or null. `text` must already be valid JSON
+ * (JSON.parse silently keeps the last duplicate, which would let two readers see different tensors).
+ */
+function findDuplicateKey(text: string): string | null {
+  const stack: Array<Set<string> | null> = [];
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x7b /* { */) stack.push(new Set());
+    else if (ch === 0x5b /* [ */) stack.push(null);
+    else if (ch === 0x7d /* } */ || ch === 0x5d /* ] */) stack.pop();
+    else if (ch === 0x22 /* " */) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c /* \ */ ? 2 : 1;
+      let k = j + 1;
+      while (k < n && isJsonSpace(text.charCodeAt(k))) k++;
+      const keys = stack[stack.length - 1];
+      if (text[k] === ':' && keys) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (keys.has(key)) return key;
+        keys.add(key);
+      }
+      i = j;
+    }
+  }
+  return null;
+}
+
+/** Validates the header against a data section of `dataLen` bytes; allocates no tensor memory. */
+function planHeader(
+  headerBytes: Uint8Array,
+  dataLen: number,
+  source: string,
+): { plan: PlannedTensor[]; metadata: Record<string, string> } {
+  let text: string;
+  let header: unknown;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+    header = JSON.parse(text);
+  } catch (e) {
+    fail(source, `header is not valid UTF-8 JSON (${(e as Error).message.slice(0, 120)})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    fail(source, `header must be a JSON object, got ${preview(header)}`);
+  }
+  const duplicate = findDuplicateKey(text);
+  if (duplicate !== null) fail(source, `header repeats the key ${quoteName(duplicate)}`);
+  const plan: PlannedTensor[] = [];
+  const metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+        fail(source, `__metadata__ must be an object of strings, got ${preview(raw)}`);
+      }
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== 'string')
+          fail(source, `__metadata__ ${quoteName(k)} must be a string, got ${preview(v)}`);
+        Object.defineProperty(metadata, k, {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      }
+      continue;
+    }
+    const what = `tensor ${quoteName(name)}`;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      fail(source, `${what} must be an object {dtype, shape, data_offsets}, got ${preview(raw)}`);
+    }
+    const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    const dtype = info.dtype;
+    if (!isDType(dtype)) {
+      fail(
+        source,
+        `${what} has unsupported dtype ${preview(dtype)} (supported: ${Object.keys(BYTES).join(', ')})`,
+      );
+    }
+    const shape = info.shape;
+    if (
+      !Array.isArray(shape) ||
+      shape.length > MAX_DIMS ||
+      shape.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)
+    ) {
+      fail(
+        source,
+        `${what} has an invalid shape ${preview(shape)} (expected at most ${MAX_DIMS} integers >= 0)`,
+      );
+    }
+    const offsets = info.data_offsets;
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      offsets.some((d) => !Number.isSafeInteger(d) || (d as number) < 0)
+    ) {
+      fail(
+        source,
+        `${what} has invalid data_offsets ${preview(offsets)} (expected [begin, end], integers >= 0)`,
+      );
+    }
+    const [begin, end] = offsets as [number, number];
+    if (end < begin) fail(source, `${what} has data_offsets [${begin}, ${end}] with end before begin`);
+    if (end > dataLen) {
+      fail(
+        source,
+        `${what} data [${begin}, ${end}] runs past the data section (${dataLen} bytes); truncated?`,
+      );
+    }
+    // Element count in float64: an overflow shows up as a non-safe integer, never as a wrong match.
+    let count = 1;
+    for (const d of shape as number[]) count *= d;
+    const needed = count * BYTES[dtype];
+    if (!Number.isSafeInteger(needed) || needed !== end - begin) {
+      fail(
+        source,
+        `${what}: shape ${preview(shape)} of ${dtype} needs ${needed} bytes but data_offsets span ${end - begin}`,
+      );
+    }
+    plan.push({ name, dtype, shape: shape as number[], begin, end, count });
+  }
+  // Empty tensors own no bytes, so only non-empty spans can overlap.
+  const spans = plan.filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin || a.end - b.end);
+  for (let i = 1; i < spans.length; i++) {
+    if (spans[i].begin < spans[i - 1].end) {
+      const [a, b] = [spans[i - 1], spans[i]];
+      fail(
+        source,
+        `tensors ${quoteName(a.name)} [${a.begin}, ${a.end}] and ${quoteName(b.name)} [${b.begin}, ${b.end}] overlap`,
+      );
+    }
+  }
+  return { plan, metadata };
+}
+
+/** The header length field, checked against the file size before anything is allocated for it. */
+function headerLength(prefix: Uint8Array, fileSize: number, source: string): number {
+  if (fileSize < 8) fail(source, `file is ${fileSize} bytes, shorter than the 8-byte header length`);
+  const len = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (len > BigInt(MAX_HEADER))
+    fail(source, `header length ${len} exceeds the 100 MB limit; not a safetensors file?`);
+  const n = Number(len);
+  if (8 + n > fileSize) {
+    fail(source, `header length ${n} runs past the end of the file (${fileSize} bytes); truncated?`);
+  }
+  return n;
+}
+
+function assemble(
+  plan: PlannedTensor[],
+  metadata: Record<string, string>,
+  bytesOf: (t: PlannedTensor) => Uint8Array,
+): SafetensorsFile {
+  const tensors = new Map<string, Tensor>();
+  const dtypes = new Map<string, SafetensorsDType>();
+  for (const t of plan) {
+    tensors.set(t.name, new Tensor(decode(t.dtype, bytesOf(t), t.count), t.shape));
+    dtypes.set(t.name, t.dtype);
+  }
+  return { tensors, dtypes, metadata };
 }
 
 /** Parses a safetensors image held in memory. `source` names it in errors. */
 export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsFile {
-  if (bytes.length < 8) fail(source, `file is ${bytes.length} bytes, shorter than the 8-byte header length`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = Number(dv.getBigUint64(0, true));
-  if (headerLen > MAX_HEADER) fail(source, `header length ${headerLen} exceeds the 100 MB limit`);
-  if (8 + headerLen > bytes.length) {
-    fail(
-      source,
-      `header length ${headerLen} runs past the end of the file (${bytes.length} bytes); truncated?`,
-    );
-  }
-  let header: unknown;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
-  } catch (e) {
-    fail(source, `header is not valid UTF-8 JSON (${(e as Error).message})`);
-  }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
-    fail(source, 'header must be a JSON object');
-  }
+  const headerLen = headerLength(bytes, bytes.length, source);
   const dataStart = 8 + headerLen;
-  const dataLen = bytes.length - dataStart;
-  const tensors = new Map<string, Tensor>();
-  const dtypes = new Map<string, SafetensorsDType>();
-  let metadata: Record<string, string> = {};
-  const spans: Array<[number, number, string]> = [];
-  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-        fail(source, '__metadata__ must be an object');
-      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(source, `__metadata__.${k} must be a string`);
-      }
-      metadata = raw as Record<string, string>;
-      continue;
+  const { plan, metadata } = planHeader(bytes.subarray(8, dataStart), bytes.length - dataStart, source);
+  return assemble(plan, metadata, (t) => {
+    // a copy, not bytes.slice: Buffer's slice is a view, and the data may sit at any alignment
+    const buf = new Uint8Array(t.end - t.begin);
+    buf.set(bytes.subarray(dataStart + t.begin, dataStart + t.end));
+    return buf;
+  });
+}
+
+/** Fills `buf` from `fd` at `position`; a short read means the file changed under us. */
+function readExactly(fd: number, buf: Uint8Array, position: number, source: string): void {
+  let off = 0;
+  while (off < buf.length) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, off, buf.length - off, position + off);
+    } catch (e) {
+      fail(source, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
-    if (typeof raw !== 'object' || raw === null) fail(source, `entry '${name}' must be an object`);
-    const info = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    const dtype = info.dtype as SafetensorsDType;
-    if (typeof dtype !== 'string' || !(dtype in BYTES))
-      fail(source, `tensor '${name}' has unsupported dtype ${JSON.stringify(info.dtype)}`);
-    const shape = info.shape;
-    if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-      fail(source, `tensor '${name}' has an invalid shape ${JSON.stringify(shape)}`);
-    }
-    const offs = info.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || offs.some((d) => !Number.isSafeInteger(d) || d < 0)) {
-      fail(source, `tensor '${name}' has invalid data_offsets ${JSON.stringify(offs)}`);
-    }
-    const [begin, end] = offs as [number, number];
-    if (end < begin)
-      fail(source, `tensor '${name}' has data_offsets [${begin}, ${end}] with end before begin`);
-    if (end > dataLen)
-      fail(
-        source,
-        `tensor '${name}' data [${begin}, ${end}] runs past the data (${dataLen} bytes); truncated?`,
-      );
-    const count = sizeOf(shape as number[]);
-    if (!Number.isSafeInteger(count) || count * BYTES[dtype] !== end - begin) {
-      fail(
-        source,
-        `tensor '${name}': shape [${shape}] of ${dtype} needs ${count * BYTES[dtype]} bytes but the span is ${end - begin}`,
-      );
-    }
-    spans.push([begin, end, name]);
-    dtypes.set(name, dtype);
-    tensors.set(
-      name,
-      new Tensor(decode(dtype, bytes.subarray(dataStart + begin, dataStart + end), count), shape as number[]),
-    );
+    if (n === 0) fail(source, `file ended at ${position + off} bytes while reading; was it modified?`);
+    off += n;
   }
-  spans.sort((a, b) => a[0] - b[0]);
-  for (let i = 1; i < spans.length; i++) {
-    if (spans[i][0] < spans[i - 1][1])
-      fail(source, `tensors '${spans[i - 1][2]}' and '${spans[i][2]}' overlap`);
-  }
-  return { tensors, dtypes, metadata };
 }
 
 /** Reads a .safetensors file; errors name the file and the problem. */
@@ -231,27 +381,52 @@ export function readSafetensors(path: string): SafetensorsFile {
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    throw new SafetensorsError(
-      `safetensors ${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-    );
+    fail(path, `cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   try {
-    const size = fstatSync(fd).size;
-    const bytes = new Uint8Array(size);
-    let off = 0;
-    while (off < size) {
-      const n = readSync(fd, bytes, off, size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return parseSafetensors(bytes.subarray(0, off), path);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) fail(path, 'not a regular file');
+    const size = stat.size;
+    const prefix = new Uint8Array(8);
+    if (size >= 8) readExactly(fd, prefix, 0, path);
+    const headerLen = headerLength(prefix, size, path);
+    const headerBytes = new Uint8Array(headerLen);
+    readExactly(fd, headerBytes, 8, path);
+    const dataStart = 8 + headerLen;
+    const { plan, metadata } = planHeader(headerBytes, size - dataStart, path);
+    return assemble(plan, metadata, (t) => {
+      const buf = new Uint8Array(t.end - t.begin);
+      readExactly(fd, buf, dataStart + t.begin, path);
+      return buf;
+    });
   } finally {
     closeSync(fd);
   }
 }
 
-function encode(t: Tensor, dtype: SafetensorsDType): Uint8Array {
+const INT_RANGE: Partial<Record<SafetensorsDType, [number, number]>> = {
+  I64: [-(2 ** 53), 2 ** 53],
+  I32: [-(2 ** 31), 2 ** 31 - 1],
+  I16: [-(2 ** 15), 2 ** 15 - 1],
+  U16: [0, 2 ** 16 - 1],
+  I8: [-128, 127],
+  U8: [0, 255],
+};
+
+function encode(t: Tensor, dtype: SafetensorsDType, what: string, source: string): Uint8Array {
   const n = t.size;
+  const range = INT_RANGE[dtype];
+  if (range) {
+    for (let i = 0; i < n; i++) {
+      const v = t.data[i];
+      if (!Number.isInteger(v) || v < range[0] || v > range[1]) {
+        fail(
+          source,
+          `${what}: value ${v} at ${i} does not fit ${dtype} (integers in [${range[0]}, ${range[1]}])`,
+        );
+      }
+    }
+  }
   const out = new Uint8Array(n * BYTES[dtype]);
   const dv = new DataView(out.buffer);
   for (let i = 0; i < n; i++) {
@@ -266,16 +441,11 @@ function encode(t: Tensor, dtype: SafetensorsDType): Uint8Array {
       case 'F16':
         dv.setUint16(2 * i, f32ToF16(v), true);
         break;
-      case 'BF16': {
-        f32[0] = v;
-        const x = u32[0];
-        // round to nearest even; keep NaN a NaN
-        const r = Number.isNaN(v) ? (x >>> 16) | 0x40 : (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-        dv.setUint16(2 * i, r & 0xffff, true);
+      case 'BF16':
+        dv.setUint16(2 * i, f32ToBf16(v), true);
         break;
-      }
       case 'I64':
-        dv.setBigInt64(8 * i, BigInt(Math.trunc(v)), true);
+        dv.setBigInt64(8 * i, BigInt(v), true);
         break;
       case 'I32':
         dv.setInt32(4 * i, v, true);
@@ -304,25 +474,50 @@ function defaultDType(dtype: DType): SafetensorsDType {
   return dtype === 'float32' ? 'F32' : dtype === 'int32' ? 'I32' : dtype === 'int64' ? 'I64' : 'BOOL';
 }
 
-/** Serializes tensors (in insertion order) to safetensors bytes; `dtypes` overrides per tensor (F16/BF16...). */
-export function serializeSafetensors(
+export interface SafetensorsWriteOptions {
+  /** String key/value pairs stored as `__metadata__`. */
+  metadata?: Record<string, string>;
+  /** Per-tensor file dtype (e.g. F16 or BF16 for some weights). */
+  dtypes?: Record<string, SafetensorsDType>;
+  /** File dtype for every float32 tensor without a per-tensor entry. */
+  dtype?: SafetensorsDType;
+}
+
+function serialize(
   tensors: Map<string, Tensor> | Record<string, Tensor>,
-  options: {
-    metadata?: Record<string, string>;
-    dtypes?: Record<string, SafetensorsDType>;
-    dtype?: SafetensorsDType;
-  } = {},
+  options: SafetensorsWriteOptions,
+  source: string,
 ): Uint8Array {
   const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
-  const header: Record<string, unknown> = {};
-  if (options.metadata) header.__metadata__ = options.metadata;
+  const names = new Set(entries.map(([name]) => name));
+  // A null-prototype object keeps a tensor named __proto__ an ordinary key.
+  const header: Record<string, unknown> = Object.create(null);
+  if (options.metadata) {
+    const meta: Record<string, string> = Object.create(null);
+    for (const [k, v] of Object.entries(options.metadata)) {
+      if (typeof v !== 'string') fail(source, `metadata ${quoteName(k)} must be a string, got ${preview(v)}`);
+      meta[k] = v;
+    }
+    header.__metadata__ = meta;
+  }
+  for (const [name, dt] of Object.entries(options.dtypes ?? {})) {
+    if (!names.has(name)) fail(source, `dtypes names ${quoteName(name)}, which is not among the tensors`);
+    if (!isDType(dt)) fail(source, `dtypes ${quoteName(name)}: unsupported dtype ${preview(dt)}`);
+  }
+  if (options.dtype !== undefined && !isDType(options.dtype)) {
+    fail(source, `unsupported dtype ${preview(options.dtype)}`);
+  }
   const blobs: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of entries) {
+    const what = `tensor ${quoteName(name)}`;
+    if (name === '__metadata__')
+      fail(source, `a tensor cannot be named __metadata__ (reserved by the format)`);
+    if (!(t instanceof Tensor)) fail(source, `${what} is not a Tensor`);
     const dtype =
       options.dtypes?.[name] ??
       (t.dtype === 'float32' && options.dtype ? options.dtype : defaultDType(t.dtype));
-    const blob = encode(t, dtype);
+    const blob = encode(t, dtype, what, source);
     header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + blob.length] };
     blobs.push(blob);
     offset += blob.length;
@@ -342,26 +537,40 @@ export function serializeSafetensors(
   return out;
 }
 
-/** Writes atomically: a temp file next to the target, then a rename, so a crash never leaves half a file. */
+/** Serializes tensors (in insertion order) to safetensors bytes; `dtypes` overrides per tensor (F16/BF16...). */
+export function serializeSafetensors(
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  options: SafetensorsWriteOptions = {},
+): Uint8Array {
+  return serialize(tensors, options, '<buffer>');
+}
+
+/**
+ * Writes atomically: everything is serialized (and checked) first, then written to a temp file next
+ * to the target, flushed, and renamed over it, so neither a bad tensor nor a crash leaves half a file.
+ */
 export function writeSafetensors(
   path: string,
   tensors: Map<string, Tensor> | Record<string, Tensor>,
-  options: {
-    metadata?: Record<string, string>;
-    dtypes?: Record<string, SafetensorsDType>;
-    dtype?: SafetensorsDType;
-  } = {},
+  options: SafetensorsWriteOptions = {},
 ): void {
-  const bytes = serializeSafetensors(tensors, options);
-  writeFileAtomic(path, bytes);
+  writeFileAtomic(path, serialize(tensors, options, path));
 }
 
 export function writeFileAtomic(path: string, bytes: Uint8Array | string): void {
   const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const data = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
+  let fd: number | null = null;
   try {
-    writeFileSync(tmp, bytes);
+    fd = openSync(tmp, 'wx');
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = null;
     renameSync(tmp, path);
   } catch (e) {
+    if (fd !== null) closeSync(fd);
     rmSync(tmp, { force: true });
     throw e;
   }
