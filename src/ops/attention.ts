@@ -1,8 +1,9 @@
 /**
  * F.scaledDotProductAttention with torch's semantics. The fast path runs the fused `attention`
  * kernel (its backward kernel beside it); the composed path (matmul, softmax, dropout, matmul) runs
- * when dropout is on, or when the probabilities are asked for while recording the graph, so that they
- * are a node of the graph whose gradient a caller can retain (gradient-weighted attention maps).
+ * when dropout is on, when the probabilities are asked for while recording the graph (so that they
+ * are a node of the graph whose gradient a caller can retain: gradient-weighted attention maps), and
+ * when a float mask requires grad (a learned bias such as Swin's relative position bias).
  */
 import { kernels } from '../backend/backend.js';
 import { isGradEnabled, noGrad, record } from '../tensor/autograd.js';
@@ -17,7 +18,7 @@ import { expand, transpose } from './shape.js';
 export interface ScaledDotProductAttentionOptions {
   /**
    * Broadcastable to (..., Nq, Nk). bool: true = take part in attention (torch's SDPA convention);
-   * float: added to the scores (-inf excludes). The mask receives no gradient.
+   * float: added to the scores (-inf excludes), and differentiable when it requires grad.
    */
   attnMask?: Tensor | null;
   /** Dropout on the probabilities (applied whenever > 0, as torch's F.scaled_dot_product_attention). */
@@ -42,7 +43,7 @@ export function causalMask(nq: number, nk: number = nq): Tensor {
   return new Tensor(data, [nq, nk]);
 }
 
-/** bool (true = keep) becomes 0 / -inf; float masks pass through, cut from the graph. */
+/** bool (true = keep) becomes 0 / -inf; float masks pass through. */
 function additiveMask(mask: Tensor, op: string): Tensor {
   if (mask.dtype === 'bool') {
     const data = new Float32Array(mask.size);
@@ -52,7 +53,7 @@ function additiveMask(mask: Tensor, op: string): Tensor {
   if (mask.dtype !== 'float32') {
     throw new Error(`${op}: attnMask must be bool (true = attend) or float (additive), got ${mask.dtype}`);
   }
-  return mask.detach();
+  return mask;
 }
 
 /**
@@ -117,8 +118,9 @@ export function scaledDotProductAttention(
       );
     }
   }
-  const recording = isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
-  if (dropoutP > 0 || (options.returnProbs && recording)) {
+  const grad = isGradEnabled();
+  const recording = grad && (q.requiresGrad || k.requiresGrad || v.requiresGrad);
+  if (dropoutP > 0 || (options.returnProbs && recording) || (grad && mask?.requiresGrad)) {
     return composed(qf, kf, vf, mask, scale, dropoutP, options);
   }
   return fused(qf, kf, vf, lead, mask, scale, options, recording);

@@ -146,6 +146,13 @@ describe('scaledDotProductAttention gradients (finite differences)', () => {
       name: 'sdpa float mask',
     });
   });
+  test('a float mask that requires grad (a learned bias) gets its gradient summed over broadcast dims', () => {
+    gradcheck(
+      (q, k, v, bias) => F.scaledDotProductAttention(q, k, v, { attnMask: bias }),
+      [...shapes(), randn([1, 2, 3, 5])],
+      { name: 'sdpa learned bias' },
+    );
+  });
   test('bool mask with a fully masked row', () => {
     const keep = tensor(
       [
