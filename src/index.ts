@@ -76,3 +76,21 @@ export type {
   RolloutOptions,
   RolloutResult,
 } from './explain/index.js';
+export {
+  createModel,
+  createModelFromConstructor,
+  evalTransform,
+  ImageClassifier,
+  listModels,
+  loadCheckpoint,
+  loadCheckpointSync,
+  loadHfModel,
+  modelFromHfConfig,
+  preprocessImage,
+  preprocessImages,
+  verifyFixture,
+} from './models/index.js';
+export type { CapturedForward, CheckpointReport, PretrainedConfig } from './models/index.js';
+import * as models from './models/index.js';
+
+export { models };

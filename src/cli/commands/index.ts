@@ -1,6 +1,8 @@
 /** Every CLI subcommand; each module exports a function that adds itself to the program. */
 import type { Command } from 'commander';
+import { register as classify } from './classify.js';
+import { register as verify } from './verify.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [];
+export const commands: RegisterCommand[] = [classify, verify];

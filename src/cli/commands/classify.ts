@@ -1,0 +1,79 @@
+/** glimpse classify IMAGE... --model ID --weights FILE [--config config.json] [--top 5] [--json] */
+import type { Command } from 'commander';
+import { type ImageClassifier, loadCheckpoint, loadHfModel } from '../../models/index.js';
+import { createModel } from '../../models/registry.js';
+import { preprocessImages } from '../../models/preprocess.js';
+import { softmax } from '../../ops/normalization.js';
+import { noGrad } from '../../tensor/autograd.js';
+
+interface ClassifyOptions {
+  model?: string;
+  weights: string;
+  config?: string;
+  top: string;
+  json?: boolean;
+}
+
+interface Prediction {
+  image: string;
+  top: Array<{ class: number; label: string | null; probability: number }>;
+}
+
+async function buildModel(options: ClassifyOptions): Promise<ImageClassifier> {
+  if (options.config) return loadHfModel(options.weights, options.config).model;
+  if (!options.model) {
+    throw new Error(
+      'classify: pass --model ID (see glimpse models) or --config config.json of a Hugging Face checkpoint',
+    );
+  }
+  const model = createModel(options.model);
+  await loadCheckpoint(model, options.weights);
+  return model;
+}
+
+export function register(program: Command): void {
+  program
+    .command('classify')
+    .description('Classify images with a zoo model and a timm / Hugging Face / torchvision checkpoint')
+    .argument('<images...>', 'JPEG, PNG or WebP files')
+    .option('-m, --model <id>', 'timm model id, e.g. vit_base_patch16_224')
+    .requiredOption('-w, --weights <file>', 'checkpoint (.safetensors; F32, F16 or BF16)')
+    .option('-c, --config <file>', 'Hugging Face config.json: builds the model from it (instead of --model)')
+    .option('-k, --top <n>', 'how many classes to show per image', '5')
+    .option('--json', 'print JSON instead of a table')
+    .action(async (images: string[], options: ClassifyOptions) => {
+      const k = Number(options.top);
+      if (!Number.isInteger(k) || k < 1)
+        throw new Error(`classify: --top must be a positive integer, got '${options.top}'`);
+      const model = await buildModel(options);
+      model.eval();
+      const cfg = model.pretrainedCfg;
+      const batch = await preprocessImages(images, cfg);
+      const probs = noGrad(() => softmax(model.forward(batch), -1));
+      const classes = probs.shape[1];
+      const predictions: Prediction[] = images.map((image, b) => {
+        const row = Array.from(probs.data.subarray(b * classes, (b + 1) * classes) as Float32Array);
+        const order = row
+          .map((p, c) => [p, c] as const)
+          .sort((x, y) => y[0] - x[0])
+          .slice(0, Math.min(k, classes));
+        return {
+          image,
+          top: order.map(([p, c]) => ({ class: c, label: cfg.labels?.[c] ?? null, probability: p })),
+        };
+      });
+      if (options.json) {
+        process.stdout.write(`${JSON.stringify(predictions, null, 2)}\n`);
+        return;
+      }
+      for (const p of predictions) {
+        process.stdout.write(`${p.image}\n`);
+        for (const t of p.top) {
+          const label = t.label ?? `class ${t.class}`;
+          process.stdout.write(
+            `  ${(100 * t.probability).toFixed(2).padStart(6)}%  ${String(t.class).padStart(4)}  ${label}\n`,
+          );
+        }
+      }
+    });
+}
