@@ -1,0 +1,453 @@
+/**
+ * The training loop: AdamW over weight-decay groups, linear warmup then cosine, label smoothing or
+ * Mixup/CutMix soft targets, gradient clipping, an optional EMA of the weights, DeiT hard-label
+ * distillation, evaluation after every epoch, a progress bar, JSONL logs, a learning-curve SVG and
+ * resumable checkpoints.
+ *
+ * Reproducibility is by construction: batch b of epoch e is a function of (seed, e, b) (DataLoader),
+ * the global generator (dropout, drop-path) is reseeded from (seed, step) before every step, and the
+ * lr is a function of the step. A checkpoint therefore only needs the weights, the optimizer and EMA
+ * state and the position (epoch, batch, step) to continue bit-for-bit like an uninterrupted run.
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ImageDataset } from '../data/dataset.js';
+import { type Batch, DataLoader, deriveSeed } from '../data/loader.js';
+import type { MixupOptions, Transform } from '../data/transforms.js';
+import { writeFileAtomic, writeSafetensors } from '../io/safetensors.js';
+import type { Module } from '../nn/module.js';
+import { manualSeed } from '../ops/creation.js';
+import { add, mul } from '../ops/elementwise.js';
+import { crossEntropy } from '../ops/loss.js';
+import { argmax } from '../ops/reduce.js';
+import { AdamW } from '../optim/adam.js';
+import { clipGradNorm_ } from '../optim/optimizer.js';
+import { paramGroupsWeightDecay } from '../optim/param_groups.js';
+import { cosineSchedule, setLr } from '../optim/schedule.js';
+import { noGrad } from '../tensor/autograd.js';
+import type { Tensor } from '../tensor/tensor.js';
+import {
+  checkpointProblems,
+  readTrainingCheckpoint,
+  restoreTrainingCheckpoint,
+  saveTrainingCheckpoint,
+  type TrainPosition,
+} from './checkpoint.js';
+import { type EmaOptions, ModelEma } from './ema.js';
+import { type EpochRecord, JsonlLog } from './log.js';
+import { learningCurveSvg } from './plot.js';
+import { TrainProgress } from './progress.js';
+
+/** Any module that maps an image batch (B, C, H, W) to logits (B, K). */
+export type ClassifierModule = Module & { forward(x: Tensor): Tensor };
+
+/** A model with a distillation token (DeiT): both heads' logits in training. */
+export type DistillableModule = ClassifierModule & {
+  forwardHeads(x: Tensor): { logits: Tensor; distLogits: Tensor };
+};
+
+export interface TrainOptions {
+  model: ClassifierModule;
+  train: ImageDataset;
+  /** Evaluated after every epoch when given. */
+  eval?: ImageDataset;
+  epochs: number;
+  batchSize: number;
+  /** Peak learning rate, reached at the end of the warmup (default 1e-3). */
+  lr?: number;
+  /** Final learning rate of the cosine (default 1e-6). */
+  minLr?: number;
+  /** Warmup length in epochs, fractions allowed (default 0). */
+  warmupEpochs?: number;
+  /** Learning rate the warmup starts from (default 1e-6). */
+  warmupLr?: number;
+  /** AdamW weight decay on weights; biases, norms and tokens are never decayed (default 0.05). */
+  weightDecay?: number;
+  betas?: [number, number];
+  eps?: number;
+  /** Label smoothing of the hard targets (default 0); with Mixup it smooths the mixed targets. */
+  labelSmoothing?: number;
+  /** Clip the global gradient norm to this value (default: no clipping). */
+  clipGrad?: number | null;
+  mixup?: Omit<MixupOptions, 'numClasses' | 'labelSmoothing'> | null;
+  ema?: EmaOptions | null;
+  /** DeiT hard-label distillation: the teacher's argmax supervises the distillation head. */
+  teacher?: ClassifierModule | null;
+  trainTransform?: Transform;
+  evalTransform?: Transform;
+  evalBatchSize?: number;
+  seed?: number;
+  /** Where checkpoints, logs and the plot go; without it nothing is written. */
+  outDir?: string | null;
+  /** Continue the run whose checkpoint is in outDir. */
+  resume?: boolean;
+  /** Also checkpoint every this many steps (0: only at epoch ends). */
+  checkpointEvery?: number;
+  /** Log a step record every this many steps (default 50). */
+  logEvery?: number;
+  /** Batches prepared ahead (default 2). */
+  prefetch?: number;
+  /** Draw the progress bar (on stderr). */
+  progress?: boolean;
+  /** Where one-line epoch summaries go. */
+  print?: (line: string) => void;
+  /** Describes the run beyond the loop's settings (model id and overrides, dataset); saved and compared on resume. */
+  meta?: Record<string, unknown>;
+  onStep?: (info: { epoch: number; batch: number; step: number; loss: number; lr: number }) => void;
+  onEpoch?: (record: EpochRecord) => void;
+}
+
+export interface EvalResult {
+  loss: number;
+  acc: number;
+  count: number;
+}
+
+export interface TrainResult {
+  /** One record per epoch, the resumed-from part included. */
+  history: EpochRecord[];
+  steps: number;
+  /** The weights files written (model.safetensors, model_ema.safetensors) when outDir was given. */
+  files: string[];
+}
+
+/** Top-1 accuracy and mean cross-entropy of `model` on `dataset` (eval mode, no graph). */
+export async function evaluate(
+  model: ClassifierModule,
+  dataset: ImageDataset,
+  options: { batchSize?: number; transform?: Transform; prefetch?: number } = {},
+): Promise<EvalResult> {
+  const loader = new DataLoader(dataset, {
+    batchSize: options.batchSize ?? 256,
+    transform: options.transform,
+    prefetch: options.prefetch,
+  });
+  const wasTraining = model.training;
+  model.eval();
+  let lossSum = 0;
+  let correct = 0;
+  let count = 0;
+  try {
+    for await (const batch of loader.epoch(0)) {
+      noGrad(() => {
+        const logits = model.forward(batch.images);
+        lossSum += crossEntropy(logits, batch.labels, { reduction: 'sum' }).item();
+        correct += countCorrect(logits, batch.labels);
+      });
+      count += batch.labels.size;
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  return { loss: lossSum / count, acc: correct / count, count };
+}
+
+function countCorrect(logits: Tensor, labels: Tensor): number {
+  const pred = argmax(logits, 1).data;
+  let n = 0;
+  for (let i = 0; i < labels.size; i++) if (pred[i] === labels.data[i]) n++;
+  return n;
+}
+
+function isDistillable(model: ClassifierModule): model is DistillableModule {
+  return typeof (model as { forwardHeads?: unknown }).forwardHeads === 'function';
+}
+
+function checkNumber(name: string, value: number, ok: (v: number) => boolean, want: string): void {
+  if (!ok(value)) throw new Error(`train: ${name} must be ${want}, got ${value}`);
+}
+
+const OUTPUTS = [
+  'checkpoint.safetensors',
+  'model.safetensors',
+  'model_ema.safetensors',
+  'log.jsonl',
+  'curves.svg',
+];
+
+/** Temp files a killed atomic write left behind. */
+function removeStaleTemps(outDir: string): void {
+  for (const f of readdirSync(outDir)) {
+    if (f.endsWith('.tmp') && OUTPUTS.some((o) => f.startsWith(`${o}.`)))
+      rmSync(join(outDir, f), { force: true });
+  }
+}
+
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const {
+    model,
+    epochs,
+    batchSize,
+    lr = 1e-3,
+    minLr = 1e-6,
+    warmupEpochs = 0,
+    warmupLr = 1e-6,
+    weightDecay = 0.05,
+    betas = [0.9, 0.999],
+    eps = 1e-8,
+    labelSmoothing = 0,
+    clipGrad = null,
+    seed = 0,
+    checkpointEvery = 0,
+    logEvery = 50,
+  } = options;
+  // Every check runs before anything is written, so bad input never touches an existing run.
+  checkNumber('epochs', epochs, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
+  checkNumber('batchSize', batchSize, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
+  checkNumber('lr', lr, (v) => v > 0 && Number.isFinite(v), 'a positive number');
+  checkNumber('warmupEpochs', warmupEpochs, (v) => v >= 0 && v < epochs, `in [0, epochs=${epochs})`);
+  checkNumber('labelSmoothing', labelSmoothing, (v) => v >= 0 && v < 1, 'in [0, 1)');
+  checkNumber(
+    'checkpointEvery',
+    checkpointEvery,
+    (v) => Number.isInteger(v) && v >= 0,
+    'a non-negative integer',
+  );
+  if (clipGrad !== null) checkNumber('clipGrad', clipGrad, (v) => v > 0, 'positive');
+  const numClasses = options.train.classes.length;
+  if (options.eval && options.eval.classes.length !== numClasses) {
+    throw new Error(
+      `train: the eval set has ${options.eval.classes.length} classes but the training set ${numClasses}`,
+    );
+  }
+  const teacher = options.teacher ?? null;
+  if (teacher && !isDistillable(model)) {
+    throw new Error(
+      'train: distillation needs a student with a distillation token and head (e.g. deit_tiny_distilled_patch16_224)',
+    );
+  }
+  const mixup = options.mixup ? { ...options.mixup, numClasses, labelSmoothing } : undefined;
+  const loader = new DataLoader(options.train, {
+    batchSize,
+    shuffle: true,
+    seed,
+    dropLast: true,
+    transform: options.trainTransform,
+    mixup,
+    prefetch: options.prefetch,
+  });
+  const stepsPerEpoch = loader.numBatches;
+  const totalSteps = epochs * stepsPerEpoch;
+  const schedule = cosineSchedule({
+    baseLr: lr,
+    minLr,
+    totalSteps,
+    warmupSteps: Math.round(warmupEpochs * stepsPerEpoch),
+    warmupInitLr: warmupLr,
+  });
+  const optimizer = new AdamW(paramGroupsWeightDecay(model, { weightDecay }), { lr, betas, eps });
+  const ema = options.ema ? new ModelEma(model, options.ema) : null;
+  const parts = { model, optimizer, ema };
+  const config: Record<string, unknown> = {
+    ...options.meta,
+    epochs,
+    batchSize,
+    lr,
+    minLr,
+    warmupEpochs,
+    warmupLr,
+    weightDecay,
+    betas,
+    eps,
+    labelSmoothing,
+    clipGrad,
+    mixup: options.mixup ?? null,
+    ema: options.ema ?? null,
+    distillation: teacher ? 'hard' : null,
+    seed,
+    trainSize: options.train.length,
+    numClasses,
+  };
+
+  let position: TrainPosition = { epoch: 0, batch: 0, step: 0, running: { lossSum: 0, correct: 0, seen: 0 } };
+  const outDir = options.outDir ?? null;
+  const ckptPath = outDir ? join(outDir, 'checkpoint.safetensors') : '';
+  const log = outDir ? new JsonlLog(join(outDir, 'log.jsonl')) : null;
+  let history: EpochRecord[] = [];
+  if (outDir) {
+    const exists = existsSync(ckptPath);
+    if (options.resume) {
+      if (!exists)
+        throw new Error(
+          `train --resume: ${outDir} holds no checkpoint.safetensors; drop --resume to start a new run there`,
+        );
+      const ckpt = readTrainingCheckpoint(ckptPath);
+      const problems = checkpointProblems(ckpt, parts, config);
+      if (problems.length) {
+        const more = problems.length > 3 ? ` (+${problems.length - 3} more)` : '';
+        throw new Error(
+          `train --resume: the checkpoint in ${outDir} does not fit this run: ${problems.slice(0, 3).join('; ')}${more}; resume with the original settings or train into a new --out`,
+        );
+      }
+      restoreTrainingCheckpoint(ckpt, parts);
+      position = ckpt.position;
+      removeStaleTemps(outDir);
+      history = log!
+        .truncate(position.step, position.epoch)
+        .filter((r): r is EpochRecord => r.type === 'epoch');
+    } else {
+      if (exists) {
+        throw new Error(
+          `train: ${outDir} already holds a training run (checkpoint.safetensors); pass --resume to continue it or choose another --out`,
+        );
+      }
+      mkdirSync(outDir, { recursive: true });
+      removeStaleTemps(outDir);
+      writeFileAtomic(log!.path, '');
+    }
+  }
+
+  if (teacher) teacher.eval();
+  const print = options.print ?? (() => {});
+  const progress = new TrainProgress(options.progress ?? false);
+  const files: string[] = [];
+  let step = position.step;
+
+  const trainStep = (batch: Batch): { loss: number; correct: number; lr: number } => {
+    manualSeed(deriveSeed(seed, step, 0x57e9));
+    const stepLr = schedule(step);
+    setLr(optimizer, stepLr);
+    const target = batch.targets ?? batch.labels;
+    const ceOptions = batch.targets ? {} : { labelSmoothing };
+    let logits: Tensor;
+    let loss: Tensor;
+    if (teacher) {
+      const heads = (model as DistillableModule).forwardHeads(batch.images);
+      const teacherLabels = noGrad(() => argmax(teacher.forward(batch.images), 1));
+      // DeiT's hard distillation: (1 - alpha) * CE(cls, y) + alpha * CE(dist, argmax teacher), alpha = 1/2.
+      loss = add(
+        mul(crossEntropy(heads.logits, target, ceOptions), 0.5),
+        mul(crossEntropy(heads.distLogits, teacherLabels), 0.5),
+      );
+      logits = heads.logits;
+    } else {
+      logits = model.forward(batch.images);
+      loss = crossEntropy(logits, target, ceOptions);
+    }
+    const value = loss.item();
+    if (!Number.isFinite(value)) {
+      throw new Error(
+        `train: the loss is ${value} at step ${step} (epoch ${batch.epoch + 1}); lower --lr or set a gradient clip`,
+      );
+    }
+    optimizer.zeroGrad();
+    loss.backward();
+    if (clipGrad !== null) clipGradNorm_(model.parameters(), clipGrad);
+    optimizer.step();
+    ema?.update(model, step);
+    return { loss: value, correct: noGrad(() => countCorrect(logits, batch.labels)), lr: stepLr };
+  };
+
+  model.train();
+  for (let epoch = position.epoch; epoch < epochs; epoch++) {
+    const resumed = epoch === position.epoch;
+    const running = resumed ? { ...position.running } : { lossSum: 0, correct: 0, seen: 0 };
+    const epochStart = performance.now();
+    const waitStart = loader.waitMs;
+    let imagesThisRun = 0;
+    let lastLr = schedule(step);
+    let interval = { start: performance.now(), images: 0 };
+    progress.start(epoch, epochs, stepsPerEpoch, resumed ? position.batch : 0);
+    for await (const batch of loader.epoch(epoch, { startBatch: resumed ? position.batch : 0 })) {
+      const r = trainStep(batch);
+      step++;
+      lastLr = r.lr;
+      const n = batch.labels.size;
+      running.lossSum += r.loss * n;
+      running.correct += r.correct;
+      running.seen += n;
+      imagesThisRun += n;
+      interval.images += n;
+      const elapsed = (performance.now() - epochStart) / 1000;
+      progress.update(batch.batch + 1, {
+        loss: running.lossSum / running.seen,
+        acc: running.correct / running.seen,
+        imagesPerSecond: imagesThisRun / Math.max(elapsed, 1e-9),
+        lr: r.lr,
+      });
+      if (log && step % logEvery === 0) {
+        const seconds = (performance.now() - interval.start) / 1000;
+        log.append({
+          type: 'step',
+          epoch,
+          step,
+          lr: r.lr,
+          loss: r.loss,
+          images_per_s: interval.images / Math.max(seconds, 1e-9),
+        });
+        interval = { start: performance.now(), images: 0 };
+      }
+      if (outDir && checkpointEvery > 0 && step % checkpointEvery === 0) {
+        saveTrainingCheckpoint(ckptPath, parts, { epoch, batch: batch.batch + 1, step, running }, config);
+      }
+      options.onStep?.({ epoch, batch: batch.batch, step, loss: r.loss, lr: r.lr });
+    }
+    const trainSeconds = (performance.now() - epochStart) / 1000;
+    progress.stop();
+    const record: EpochRecord = {
+      type: 'epoch',
+      epoch,
+      step,
+      lr: lastLr,
+      train_loss: running.lossSum / running.seen,
+      train_acc: running.correct / running.seen,
+      time_s: 0,
+      images_per_s: imagesThisRun / Math.max(trainSeconds, 1e-9),
+      data_wait_s: (loader.waitMs - waitStart) / 1000,
+    };
+    if (options.eval) {
+      const evalOptions = {
+        batchSize: options.evalBatchSize ?? 2 * batchSize,
+        transform: options.evalTransform,
+      };
+      const ev = await evaluate(model, options.eval, evalOptions);
+      record.eval_loss = ev.loss;
+      record.eval_acc = ev.acc;
+      if (ema) {
+        const evEma = await ema.withWeights(model, () => evaluate(model, options.eval!, evalOptions));
+        record.eval_ema_loss = evEma.loss;
+        record.eval_ema_acc = evEma.acc;
+      }
+    }
+    record.time_s = (performance.now() - epochStart) / 1000;
+    history.push(record);
+    print(formatEpoch(record, epochs));
+    options.onEpoch?.(record);
+    if (outDir && log) {
+      // The record goes to the log before the checkpoint that covers it, so a kill in between only
+      // means the epoch's tail is redone and its record rewritten.
+      log.append(record);
+      saveTrainingCheckpoint(
+        ckptPath,
+        parts,
+        { epoch: epoch + 1, batch: 0, step, running: { lossSum: 0, correct: 0, seen: 0 } },
+        config,
+      );
+      const metadata = { format: 'pt', 'glimpse.train': JSON.stringify(config), epoch: String(epoch + 1) };
+      const modelPath = join(outDir, 'model.safetensors');
+      writeSafetensors(modelPath, model.stateDict(), { metadata });
+      files.length = 0;
+      files.push(modelPath);
+      if (ema) {
+        const emaPath = join(outDir, 'model_ema.safetensors');
+        writeSafetensors(emaPath, ema.stateDict(), { metadata });
+        files.push(emaPath);
+      }
+      const title = `${String(options.meta?.model ?? model.constructor.name)}: ${history.length} epochs`;
+      writeFileAtomic(join(outDir, 'curves.svg'), learningCurveSvg(history, title));
+    }
+  }
+  return { history, steps: step, files };
+}
+
+function formatEpoch(r: EpochRecord, epochs: number): string {
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  const parts = [
+    `epoch ${r.epoch + 1}/${epochs}`,
+    `train loss ${r.train_loss.toFixed(4)} acc ${pct(r.train_acc)}`,
+  ];
+  if (r.eval_acc !== undefined) parts.push(`eval loss ${r.eval_loss!.toFixed(4)} acc ${pct(r.eval_acc)}`);
+  if (r.eval_ema_acc !== undefined) parts.push(`ema acc ${pct(r.eval_ema_acc)}`);
+  parts.push(`lr ${r.lr.toExponential(2)}`, `${r.images_per_s.toFixed(0)} img/s`, `${r.time_s.toFixed(1)} s`);
+  return parts.join('  ');
+}
