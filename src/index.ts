@@ -94,3 +94,12 @@ export type { CapturedForward, CheckpointReport, PretrainedConfig } from './mode
 import * as models from './models/index.js';
 
 export { models };
+export {
+  type Fixation,
+  type IttiOptions,
+  type IttiResult,
+  ittiSaliency,
+  type SearchArray,
+  scanpath,
+  searchArray,
+} from './saliency/index.js';
