@@ -61,6 +61,7 @@ export {
   mapGrid,
   maskMassShare,
   meanAttentionDistance,
+  objectMassShare,
   swinRollout,
   tokenGradCam,
   writeAttentionDistancePlot,

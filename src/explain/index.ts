@@ -12,7 +12,7 @@ export {
   type TokenGradCamOptions,
   tokenGradCam,
 } from './gradient.js';
-export { type MassShare, maskMassShare } from './measure.js';
+export { type MassShare, maskMassShare, objectMassShare } from './measure.js';
 export { attentionDistancePlot, type DistancePlotOptions, writeAttentionDistancePlot } from './plot.js';
 export {
   type GridOptions,

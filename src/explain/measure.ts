@@ -3,7 +3,7 @@
  * against the share of the image the object covers (a map blind to the object scores the latter).
  */
 import { fmt } from '../tensor/shape.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 
 export interface MassShare {
   /** fraction of the map's mass on mask pixels, in [0, 1] */
@@ -59,4 +59,22 @@ export function maskMassShare(map: Tensor, mask: Tensor): MassShare {
   const massInside = total > 0 ? inside / total : 0;
   const areaInside = area / (h * w);
   return { massInside, areaInside, concentration: areaInside > 0 ? massInside / areaInside : 0 };
+}
+
+/**
+ * maskMassShare with the object taken as the pixels brighter than `threshold` (mean over channels):
+ * for images on an empty background such as Fashion-MNIST, where the garment is everything not black.
+ */
+export function objectMassShare(image: Tensor, map: Tensor, threshold = 0.1): MassShare {
+  if (image.ndim !== 3)
+    throw new Error(`objectMassShare: expected a (C, H, W) image, got ${fmt(image.shape)}`);
+  const [c, h, w] = image.shape;
+  const plane = h * w;
+  const mask = new Uint8Array(plane);
+  for (let i = 0; i < plane; i++) {
+    let v = 0;
+    for (let k = 0; k < c; k++) v += Number(image.data[k * plane + i]);
+    mask[i] = v / c > threshold ? 1 : 0;
+  }
+  return maskMassShare(map, new Tensor(mask, [h, w]));
 }

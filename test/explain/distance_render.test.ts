@@ -8,6 +8,7 @@ import {
   headMaps,
   mapGrid,
   maskMassShare,
+  objectMassShare,
   meanAttentionDistance,
   randn,
   readImage,
@@ -155,5 +156,17 @@ describe('maskMassShare', () => {
       () => maskMassShare(new Tensor(Float32Array.from([-1, 1, 1, 1]), [2, 2]), mask),
       /negative or NaN/,
     );
+  });
+
+  test('objectMassShare: the object is what is brighter than the threshold', () => {
+    // A 1-channel 8 x 8 image, garment = a bright 4 x 8 lower half on black; a 2 x 2 map with all
+    // its mass in the bottom row of cells sits entirely on the garment: concentration 1 / 0.5 = 2.
+    const image = new Tensor(new Float32Array(64), [1, 8, 8]);
+    for (let i = 32; i < 64; i++) image.data[i] = 0.8;
+    image.data[3] = 0.05; // faint background noise stays background
+    const r = objectMassShare(image, new Tensor(Float32Array.from([0, 0, 1, 1]), [2, 2]));
+    assert.equal(r.areaInside, 0.5);
+    assert.equal(r.massInside, 1);
+    assert.equal(r.concentration, 2);
   });
 });

@@ -1,8 +1,9 @@
 /** Every CLI subcommand; each module exports a function that adds itself to the program. */
 import type { Command } from 'commander';
+import { register as explain } from './explain.js';
 import { register as classify } from './classify.js';
 import { register as verify } from './verify.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [classify, verify];
+export const commands: RegisterCommand[] = [classify, verify, explain];
