@@ -1,0 +1,558 @@
+/**
+ * Spatial transformer networks (Jaderberg, Simonyan, Zisserman, Kavukcuoglu 2015): attention as a
+ * learned geometric transformation. A localization net looks at the input and regresses the
+ * parameters of a transform; a grid generator turns them into sampling positions; a bilinear
+ * sampler (F.affineGrid / F.gridSample) reads the input there. Every step is differentiable, so the
+ * module learns end to end from the task loss alone and drops into any network as a layer.
+ *
+ * Transforms, each initialized to the identity (the layer starts as a no-op resampling):
+ * - 'affine':    6 free parameters, theta = [[a, b, tx], [c, d, ty]]
+ * - 'attention': (s, tx, ty), theta = [[s, 0, tx], [0, s, ty]] (the paper's attention transform:
+ *                an isotropic zoom plus a shift, i.e. a square crop)
+ * - 'rts':       (angle, s, tx, ty), theta = [[s cos, -s sin, tx], [s sin, s cos, ty]]
+ * - 'tps':       a thin-plate spline through an n x n grid of control points whose target positions
+ *                the localization net predicts (2 n^2 parameters)
+ *
+ * Coordinates are F.affineGrid's: x, y in [-1, 1] across the input, theta maps output positions to
+ * input positions.
+ */
+import { Conv2d } from '../nn/conv.js';
+import { Linear } from '../nn/linear.js';
+import { Module, ModuleList, type TensorModule } from '../nn/module.js';
+import { tensor } from '../ops/creation.js';
+import { cos, mul, neg, relu, sin } from '../ops/elementwise.js';
+import { matmul } from '../ops/matmul.js';
+import { avgPool2d, maxPool2d } from '../ops/pool.js';
+import { affineGrid, type GridSampleOptions, gridSample } from '../ops/resample.js';
+import { cat, flatten, reshape, slice } from '../ops/shape.js';
+import { noGrad } from '../tensor/autograd.js';
+import { fmt } from '../tensor/shape.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export type StTransform = 'affine' | 'attention' | 'rts' | 'tps';
+
+const TRANSFORMS: readonly StTransform[] = ['affine', 'attention', 'rts', 'tps'];
+
+/** How many numbers the localization net regresses for a transform. */
+export function transformParamCount(transform: StTransform, tpsGrid = 3): number {
+  switch (transform) {
+    case 'affine':
+      return 6;
+    case 'attention':
+      return 3;
+    case 'rts':
+      return 4;
+    case 'tps':
+      return 2 * tpsGrid * tpsGrid;
+  }
+}
+
+/** Control points of an n x n thin-plate spline: a regular grid over [-1, 1]^2, (x, y) row-major. */
+export function tpsControlPoints(n: number): Float64Array {
+  if (!(Number.isInteger(n) && n >= 2))
+    throw new Error(`tpsControlPoints: grid must be an integer >= 2, got ${n}`);
+  const pts = new Float64Array(2 * n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      pts[2 * (i * n + j)] = -1 + (2 * j) / (n - 1);
+      pts[2 * (i * n + j) + 1] = -1 + (2 * i) / (n - 1);
+    }
+  }
+  return pts;
+}
+
+/** The parameters of the identity transform (what fc_loc's bias starts at). */
+export function identityParams(transform: StTransform, tpsGrid = 3): Float32Array {
+  switch (transform) {
+    case 'affine':
+      return Float32Array.of(1, 0, 0, 0, 1, 0);
+    case 'attention':
+      return Float32Array.of(1, 0, 0);
+    case 'rts':
+      return Float32Array.of(0, 1, 0, 0);
+    case 'tps':
+      return Float32Array.from(tpsControlPoints(tpsGrid));
+  }
+}
+
+/** Columns of theta's (x row, y row) that the attention transform's (s, tx, ty) fill. */
+const ATTENTION_TO_THETA = tensor(
+  Float32Array.of(1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1),
+  [3, 6],
+);
+
+/** theta (N, 2, 3) from the regressed parameters (N, P) of an affine-family transform. */
+export function thetaFromParams(transform: Exclude<StTransform, 'tps'>, params: Tensor): Tensor {
+  const N = params.shape[0];
+  const expected = transformParamCount(transform);
+  if (params.ndim !== 2 || params.shape[1] !== expected) {
+    throw new Error(
+      `thetaFromParams: '${transform}' needs params (N, ${expected}), got ${fmt(params.shape)}`,
+    );
+  }
+  if (transform === 'affine') return reshape(params, [N, 2, 3]);
+  if (transform === 'attention') return reshape(matmul(params, ATTENTION_TO_THETA), [N, 2, 3]);
+  const col = (i: number) => slice(params, 1, i, i + 1); // (N, 1)
+  const [angle, scale, tx, ty] = [col(0), col(1), col(2), col(3)];
+  const sc = mul(scale, cos(angle));
+  const ss = mul(scale, sin(angle));
+  return reshape(cat([sc, neg(ss), tx, ss, sc, ty], 1), [N, 2, 3]);
+}
+
+/** Solves A X = B for square A (n, n) and B (n, m) by Gauss-Jordan with partial pivoting, in float64. */
+function solve(a: Float64Array, b: Float64Array, n: number, m: number): Float64Array {
+  const A = a.slice();
+  const X = b.slice();
+  for (let col = 0; col < n; col++) {
+    let pivot = col;
+    for (let r = col + 1; r < n; r++) if (Math.abs(A[r * n + col]) > Math.abs(A[pivot * n + col])) pivot = r;
+    if (Math.abs(A[pivot * n + col]) < 1e-12)
+      throw new Error('tps: control points are degenerate (singular system)');
+    if (pivot !== col) {
+      for (let k = 0; k < n; k++) [A[col * n + k], A[pivot * n + k]] = [A[pivot * n + k], A[col * n + k]];
+      for (let k = 0; k < m; k++) [X[col * m + k], X[pivot * m + k]] = [X[pivot * m + k], X[col * m + k]];
+    }
+    const inv = 1 / A[col * n + col];
+    for (let k = 0; k < n; k++) A[col * n + k] *= inv;
+    for (let k = 0; k < m; k++) X[col * m + k] *= inv;
+    for (let r = 0; r < n; r++) {
+      if (r === col) continue;
+      const f = A[r * n + col];
+      if (f === 0) continue;
+      for (let k = 0; k < n; k++) A[r * n + k] -= f * A[col * n + k];
+      for (let k = 0; k < m; k++) X[r * m + k] -= f * X[col * m + k];
+    }
+  }
+  return X;
+}
+
+/** The thin-plate radial basis U(r) = r^2 log r^2, from the squared distance. */
+function tpsKernel(r2: number): number {
+  return r2 > 0 ? r2 * Math.log(r2) : 0;
+}
+
+/**
+ * The constant (P, K) matrix that maps K control-point targets to P sampling positions of a thin-plate
+ * spline: the spline's coefficients are linear in the targets, (w; a) = L^-1 (C'; 0) with
+ * L = [[U(|c_i - c_j|), [1 c_i]], [[1 c_j]^T, 0]], so grid = [U(|p - c_k|), 1, p] L^-1[:, :K] C'.
+ */
+export function tpsGridMatrix(points: Float32Array, control: Float64Array): Float32Array {
+  const K = control.length / 2;
+  const P = points.length / 2;
+  const n = K + 3;
+  const L = new Float64Array(n * n);
+  for (let i = 0; i < K; i++) {
+    const [xi, yi] = [control[2 * i], control[2 * i + 1]];
+    for (let j = 0; j < K; j++) {
+      L[i * n + j] = tpsKernel((xi - control[2 * j]) ** 2 + (yi - control[2 * j + 1]) ** 2);
+    }
+    const affine = [1, xi, yi];
+    for (let k = 0; k < 3; k++) {
+      L[i * n + K + k] = affine[k];
+      L[(K + k) * n + i] = affine[k];
+    }
+  }
+  // Right-hand side [I_K; 0]: the columns of L^-1 that multiply the targets.
+  const rhs = new Float64Array(n * K);
+  for (let i = 0; i < K; i++) rhs[i * K + i] = 1;
+  const coef = solve(L, rhs, n, K); // (K + 3, K)
+  const out = new Float32Array(P * K);
+  const basis = new Float64Array(n);
+  for (let p = 0; p < P; p++) {
+    const [x, y] = [points[2 * p], points[2 * p + 1]];
+    for (let k = 0; k < K; k++)
+      basis[k] = tpsKernel((x - control[2 * k]) ** 2 + (y - control[2 * k + 1]) ** 2);
+    basis[K] = 1;
+    basis[K + 1] = x;
+    basis[K + 2] = y;
+    for (let k = 0; k < K; k++) {
+      let s = 0;
+      for (let r = 0; r < n; r++) s += basis[r] * coef[r * K + k];
+      out[p * K + k] = s;
+    }
+  }
+  return out;
+}
+
+/** A network that maps the ST's input (N, C, H, W) to a feature vector (N, outFeatures). */
+export interface LocalizationFeatures extends TensorModule {
+  readonly outFeatures: number;
+}
+
+export interface LocalizationOptions {
+  /** Max-pooling factor applied to the input first, so the net sees a coarse view (default 2 for inputs >= 32 px, else 1). */
+  downsample?: number;
+  /** conv: channels of the two conv layers (default [8, 16]). */
+  channels?: readonly [number, number];
+  /** Width of the hidden fully connected layer(s) (default 32). */
+  hidden?: number;
+}
+
+function defaultDownsample(inputSize: readonly [number, number]): number {
+  return Math.min(...inputSize) >= 32 ? 2 : 1;
+}
+
+/** conv5 -> pool -> relu -> conv3 -> pool -> relu -> fc -> relu, the shape of the paper's CNN localization nets. */
+export class ConvLocalization extends Module implements LocalizationFeatures {
+  conv1: Conv2d;
+  conv2: Conv2d;
+  fc: Linear;
+  readonly outFeatures: number;
+  readonly downsample: number;
+
+  constructor(inChannels: number, inputSize: readonly [number, number], options: LocalizationOptions = {}) {
+    super();
+    const [c1, c2] = options.channels ?? [8, 16];
+    this.downsample = options.downsample ?? defaultDownsample(inputSize);
+    this.conv1 = new Conv2d(inChannels, c1, 5, { padding: 2 });
+    this.conv2 = new Conv2d(c1, c2, 3, { padding: 1 });
+    const [h, w] = inputSize.map((s) => Math.floor(Math.floor(Math.floor(s / this.downsample) / 2) / 2));
+    if (h < 1 || w < 1) {
+      throw new Error(
+        `ConvLocalization: input ${fmt(inputSize)} is too small for downsample ${this.downsample} and two 2x2 pools`,
+      );
+    }
+    this.outFeatures = options.hidden ?? 32;
+    this.fc = new Linear(c2 * h * w, this.outFeatures);
+  }
+
+  forward(x: Tensor): Tensor {
+    let y = this.downsample > 1 ? maxPool2d(x, this.downsample) : x;
+    y = relu(maxPool2d(this.conv1.forward(y), 2));
+    y = relu(maxPool2d(this.conv2.forward(y), 2)); // (N, c2, h, w)
+    return relu(this.fc.forward(flatten(y, 1)));
+  }
+}
+
+/** flatten -> fc -> relu -> fc -> relu (the paper's FCN localization), on an average-pooled view. */
+export class MlpLocalization extends Module implements LocalizationFeatures {
+  fc1: Linear;
+  fc2: Linear;
+  readonly outFeatures: number;
+  readonly downsample: number;
+
+  constructor(inChannels: number, inputSize: readonly [number, number], options: LocalizationOptions = {}) {
+    super();
+    this.downsample = options.downsample ?? defaultDownsample(inputSize);
+    const [h, w] = inputSize.map((s) => Math.floor(s / this.downsample));
+    const hidden = options.hidden ?? 32;
+    this.fc1 = new Linear(inChannels * h * w, hidden);
+    this.fc2 = new Linear(hidden, hidden);
+    this.outFeatures = hidden;
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = this.downsample > 1 ? avgPool2d(x, this.downsample) : x;
+    return relu(this.fc2.forward(relu(this.fc1.forward(flatten(y, 1)))));
+  }
+}
+
+export interface SpatialTransformerOptions {
+  /** Channels of the input. */
+  inChannels: number;
+  /** (H, W) of the input the localization net sees. */
+  inputSize: readonly [number, number];
+  /** (Ho, Wo) of the sampled output (default inputSize). */
+  outputSize?: number | readonly [number, number];
+  transform?: StTransform;
+  /** Control points per side of the thin-plate spline (default 3). */
+  tpsGrid?: number;
+  /** 'conv' (default), 'mlp', or a module of one's own. */
+  localization?: 'conv' | 'mlp' | LocalizationFeatures;
+  /** Sizes of the built-in localization nets. */
+  localizationOptions?: LocalizationOptions;
+  alignCorners?: boolean;
+  paddingMode?: GridSampleOptions['paddingMode'];
+  mode?: GridSampleOptions['mode'];
+}
+
+/** What one transformer did to a batch: the regressed parameters, the transform and its crop. */
+export interface TransformerOutput {
+  /** (N, C, Ho, Wo) sampled output. */
+  output: Tensor;
+  /** (N, P) regressed transform parameters. */
+  params: Tensor;
+  /** (N, 2, 3) affine matrix (output -> input coordinates); null for 'tps'. */
+  theta: Tensor | null;
+  /** (N, Ho, Wo, 2) sampling positions in the input, (x, y) in [-1, 1]. */
+  grid: Tensor;
+}
+
+export class SpatialTransformer extends Module implements TensorModule {
+  localization: LocalizationFeatures;
+  /** Regresses the transform parameters; zero weights and the identity as bias at init. */
+  fc_loc: Linear;
+  readonly transform: StTransform;
+  readonly inChannels: number;
+  readonly inputSize: [number, number];
+  readonly outputSize: [number, number];
+  readonly numParams: number;
+  readonly tpsGrid: number;
+  private readonly sampleOptions: GridSampleOptions;
+
+  constructor(options: SpatialTransformerOptions) {
+    super();
+    const transform = options.transform ?? 'affine';
+    if (!TRANSFORMS.includes(transform)) {
+      throw new Error(
+        `SpatialTransformer: unknown transform '${transform}'; use one of ${TRANSFORMS.join(', ')}`,
+      );
+    }
+    const [h, w] = options.inputSize;
+    if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0)) {
+      throw new Error(
+        `SpatialTransformer: inputSize must be two positive integers, got ${fmt(options.inputSize)}`,
+      );
+    }
+    const out = options.outputSize ?? options.inputSize;
+    this.outputSize = typeof out === 'number' ? [out, out] : [out[0], out[1]];
+    if (!this.outputSize.every((s) => Number.isInteger(s) && s > 0)) {
+      throw new Error(
+        `SpatialTransformer: outputSize must be positive integers, got ${fmt(this.outputSize)}`,
+      );
+    }
+    this.transform = transform;
+    this.inChannels = options.inChannels;
+    this.inputSize = [h, w];
+    this.tpsGrid = options.tpsGrid ?? 3;
+    this.numParams = transformParamCount(transform, this.tpsGrid);
+    const loc = options.localization ?? 'conv';
+    this.localization =
+      loc === 'conv'
+        ? new ConvLocalization(options.inChannels, this.inputSize, options.localizationOptions)
+        : loc === 'mlp'
+          ? new MlpLocalization(options.inChannels, this.inputSize, options.localizationOptions)
+          : loc;
+    this.fc_loc = new Linear(this.localization.outFeatures, this.numParams);
+    this.resetToIdentity();
+    this.sampleOptions = {
+      mode: options.mode ?? 'bilinear',
+      paddingMode: options.paddingMode ?? 'zeros',
+      alignCorners: options.alignCorners ?? false,
+    };
+    if (transform === 'tps') {
+      const [ho, wo] = this.outputSize;
+      // The output's sampling positions are affineGrid's with the identity, so 'tps' at init equals 'affine' at init.
+      const base = affineGrid(tensor(identityParams('affine'), [1, 2, 3]), [1, 1, ho, wo], {
+        alignCorners: this.sampleOptions.alignCorners,
+      });
+      const matrix = tpsGridMatrix(base.data as Float32Array, tpsControlPoints(this.tpsGrid));
+      this.registerBuffer('tps_matrix', tensor(matrix, [ho * wo, this.tpsGrid ** 2]), false);
+    }
+  }
+
+  /** Zero regression weights, identity bias: the transformer outputs its input (resampled to outputSize). */
+  resetToIdentity(): void {
+    noGrad(() => {
+      this.fc_loc.weight.data.fill(0);
+      (this.fc_loc.bias as Tensor).data.set(identityParams(this.transform, this.tpsGrid));
+    });
+  }
+
+  private checkInput(x: Tensor): void {
+    const [h, w] = this.inputSize;
+    if (x.ndim !== 4 || x.shape[1] !== this.inChannels || x.shape[2] !== h || x.shape[3] !== w) {
+      throw new Error(
+        `SpatialTransformer: expected input (N, ${this.inChannels}, ${h}, ${w}), got ${fmt(x.shape)}; the localization net is built for inputSize [${h}, ${w}]`,
+      );
+    }
+  }
+
+  /** (N, P) transform parameters for x (N, C, H, W). */
+  predictParams(x: Tensor): Tensor {
+    this.checkInput(x);
+    return this.fc_loc.forward(this.localization.forward(x));
+  }
+
+  /** theta (N, 2, 3) and the sampling grid (N, Ho, Wo, 2) for given parameters (N, P). */
+  gridFromParams(params: Tensor): { theta: Tensor | null; grid: Tensor } {
+    const N = params.shape[0];
+    const [ho, wo] = this.outputSize;
+    if (this.transform === 'tps') {
+      const K = this.tpsGrid ** 2;
+      const targets = reshape(params, [N, K, 2]);
+      const grid = matmul(this.buffer('tps_matrix'), targets); // (N, Ho * Wo, 2)
+      return { theta: null, grid: reshape(grid, [N, ho, wo, 2]) };
+    }
+    const theta = thetaFromParams(this.transform, params);
+    const grid = affineGrid(theta, [N, this.inChannels, ho, wo], {
+      alignCorners: this.sampleOptions.alignCorners,
+    });
+    return { theta, grid };
+  }
+
+  /**
+   * Localize, generate the grid, sample. `source` (default x) is what gets sampled: any (N, C', H', W')
+   * image of the same batch, e.g. a higher-resolution copy of what the localization net saw.
+   */
+  forwardWithTransform(x: Tensor, source: Tensor = x): TransformerOutput {
+    const params = this.predictParams(x);
+    const { theta, grid } = this.gridFromParams(params);
+    if (source.ndim !== 4 || source.shape[0] !== x.shape[0]) {
+      throw new Error(
+        `SpatialTransformer: source ${fmt(source.shape)} must be (N, C, H, W) with the batch of x ${fmt(x.shape)}`,
+      );
+    }
+    return { output: this.sample(source, grid), params, theta, grid };
+  }
+
+  /** The sampler alone: reads source (N, C, H, W) at grid (N, Ho, Wo, 2) with this layer's mode and padding. */
+  sample(source: Tensor, grid: Tensor): Tensor {
+    return gridSample(source, grid, this.sampleOptions);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.forwardWithTransform(x).output;
+  }
+}
+
+/**
+ * K spatial transformers side by side on the same input, their outputs concatenated along channels
+ * (the paper's 2xST-CNN): each head has its own localization net and can learn to look at a
+ * different part.
+ */
+export class MultiHeadSpatialTransformer extends Module implements TensorModule {
+  heads: ModuleList<SpatialTransformer>;
+  readonly numHeads: number;
+  readonly outChannels: number;
+
+  constructor(numHeads: number, options: SpatialTransformerOptions) {
+    super();
+    if (!(Number.isInteger(numHeads) && numHeads >= 1)) {
+      throw new Error(`MultiHeadSpatialTransformer: numHeads must be a positive integer, got ${numHeads}`);
+    }
+    if (typeof options.localization === 'object') {
+      throw new Error(
+        "MultiHeadSpatialTransformer: pass localization as 'conv' or 'mlp' (each head builds its own net); for custom nets build the SpatialTransformers and use their outputs directly",
+      );
+    }
+    this.numHeads = numHeads;
+    this.heads = new ModuleList(Array.from({ length: numHeads }, () => new SpatialTransformer(options)));
+    this.outChannels = numHeads * options.inChannels;
+  }
+
+  get outputSize(): [number, number] {
+    return this.heads.at(0).outputSize;
+  }
+
+  /** Every head's output and transform, and their channel concatenation (N, K * C, Ho, Wo). */
+  forwardHeads(x: Tensor, source: Tensor = x): { output: Tensor; heads: TransformerOutput[] } {
+    const heads = this.heads.toArray().map((h) => h.forwardWithTransform(x, source));
+    return {
+      output: cat(
+        heads.map((h) => h.output),
+        1,
+      ),
+      heads,
+    };
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.forwardHeads(x).output;
+  }
+}
+
+export interface StnClassifierOptions {
+  /** (H, W) of the input images. */
+  inputSize: readonly [number, number];
+  inChannels?: number;
+  numClasses?: number;
+  /** Spatial transformers in front of the CNN: 0 (the CNN baseline), 1 (ST-CNN) or K (K x ST-CNN). */
+  heads?: number;
+  transform?: StTransform;
+  /** What the transformer samples (default inputSize). */
+  stOutputSize?: number | readonly [number, number];
+  localization?: 'conv' | 'mlp';
+  localizationOptions?: LocalizationOptions;
+  tpsGrid?: number;
+  /** Channels of the classifier's two conv layers (default [8, 16]). */
+  channels?: readonly [number, number];
+  /** Width of the classifier's hidden fully connected layer (default 32). */
+  hidden?: number;
+}
+
+/**
+ * The CNN of the comparison, optionally behind spatial transformers: [ST x K] -> conv5 -> relu ->
+ * pool -> conv3 -> relu -> pool -> fc -> relu -> head. The CNN baseline is heads = 0.
+ */
+export class StnClassifier extends Module implements TensorModule {
+  st: SpatialTransformer | MultiHeadSpatialTransformer | null;
+  conv1: Conv2d;
+  conv2: Conv2d;
+  fc1: Linear;
+  head: Linear;
+  readonly numClasses: number;
+  readonly numFeatures: number;
+  readonly numHeads: number;
+
+  constructor(options: StnClassifierOptions) {
+    super();
+    const inChannels = options.inChannels ?? 1;
+    const heads = options.heads ?? 0;
+    if (!(Number.isInteger(heads) && heads >= 0))
+      throw new Error(`StnClassifier: heads must be a non-negative integer, got ${heads}`);
+    const stOptions: SpatialTransformerOptions = {
+      inChannels,
+      inputSize: options.inputSize,
+      outputSize: options.stOutputSize,
+      transform: options.transform,
+      localization: options.localization,
+      localizationOptions: options.localizationOptions,
+      tpsGrid: options.tpsGrid,
+    };
+    this.st =
+      heads === 0
+        ? null
+        : heads === 1
+          ? new SpatialTransformer(stOptions)
+          : new MultiHeadSpatialTransformer(heads, stOptions);
+    this.numHeads = heads;
+    const bodyChannels = Math.max(heads, 1) * inChannels;
+    const [h, w] = this.st ? this.st.outputSize : options.inputSize;
+    const [c1, c2] = options.channels ?? [8, 16];
+    this.conv1 = new Conv2d(bodyChannels, c1, 5, { padding: 2 });
+    this.conv2 = new Conv2d(c1, c2, 3, { padding: 1 });
+    const flat = c2 * Math.floor(Math.floor(h / 2) / 2) * Math.floor(Math.floor(w / 2) / 2);
+    if (flat === 0) throw new Error(`StnClassifier: the CNN needs at least 4x4 inputs, got ${h}x${w}`);
+    this.numFeatures = options.hidden ?? 32;
+    this.fc1 = new Linear(flat, this.numFeatures);
+    this.numClasses = options.numClasses ?? 10;
+    this.head = new Linear(this.numFeatures, this.numClasses);
+  }
+
+  /** The transformers' outputs, concatenated along channels (the input itself for the baseline). */
+  rectify(x: Tensor): Tensor {
+    return this.st ? this.st.forward(x) : x;
+  }
+
+  /** Pre-logit features (N, hidden). */
+  forwardFeatures(x: Tensor): Tensor {
+    let y = relu(maxPool2d(this.conv1.forward(this.rectify(x)), 2));
+    y = relu(maxPool2d(this.conv2.forward(y), 2)); // (N, c2, h / 4, w / 4)
+    return relu(this.fc1.forward(flatten(y, 1)));
+  }
+
+  forwardHead(features: Tensor): Tensor {
+    return this.head.forward(features);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.forwardHead(this.forwardFeatures(x));
+  }
+
+  /** Every transformer's output and transform for x (empty for the baseline). */
+  transformers(x: Tensor): TransformerOutput[] {
+    if (!this.st) return [];
+    if (this.st instanceof SpatialTransformer) return [this.st.forwardWithTransform(x)];
+    return this.st.forwardHeads(x).heads;
+  }
+
+  /** The localization nets' parameters (for a separate learning rate) and the rest. */
+  parameterGroups(): { localization: Tensor[]; classifier: Tensor[] } {
+    const loc = new Set<Tensor>(this.st ? this.st.parameters() : []);
+    return {
+      localization: [...loc],
+      classifier: this.parameters().filter((p) => !loc.has(p)),
+    };
+  }
+}

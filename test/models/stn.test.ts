@@ -1,0 +1,306 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { F, listBackends, manualSeed, nn, randn, tensor, withBackend } from '../../src/index.js';
+import {
+  identityParams,
+  type LocalizationFeatures,
+  MultiHeadSpatialTransformer,
+  SpatialTransformer,
+  type StTransform,
+  StnClassifier,
+  thetaFromParams,
+  tpsControlPoints,
+} from '../../src/models/stn.js';
+import { noGrad } from '../../src/tensor/autograd.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import { assertClose } from '../helpers/assert.js';
+import { get, loadFixture, tolerance } from '../helpers/fixtures.js';
+import { gradcheck } from '../helpers/gradcheck.js';
+
+manualSeed(8);
+
+const TRANSFORMS: StTransform[] = ['affine', 'attention', 'rts', 'tps'];
+
+/** Small random regression weights, so theta depends on the input and gradients reach the localization net. */
+function perturbRegressor(st: SpatialTransformer, scale: number): void {
+  noGrad(() => {
+    const w = randn(st.fc_loc.weight.shape);
+    for (let i = 0; i < w.size; i++) st.fc_loc.weight.data[i] = scale * w.data[i];
+  });
+}
+
+describe('SpatialTransformer sampler parity with torch_stn on every backend', () => {
+  const fx = loadFixture('torch/torch_stn.io.safetensors');
+  const tol = tolerance('torch', 'torch_stn');
+  for (const backend of ['js', 'native']) {
+    for (const alignCorners of [false, true]) {
+      const skip = listBackends().includes(backend) ? false : `backend '${backend}' is not registered here`;
+      test(`${backend}, alignCorners=${alignCorners}: output, grad input, grad theta`, { skip }, () => {
+        withBackend(backend, () => {
+          const p = `align_corners_${alignCorners}`;
+          const x = get(fx, `${p}.input`).cloneData().setRequiresGrad();
+          const theta = get(fx, `${p}.theta`).cloneData().setRequiresGrad();
+          const st = new SpatialTransformer({
+            inChannels: 3,
+            inputSize: [9, 11],
+            outputSize: [7, 8],
+            localization: 'mlp',
+            alignCorners,
+          });
+          const { grid } = st.gridFromParams(F.reshape(theta, [2, 6]));
+          assertClose(grid, get(fx, `${p}.grid`), tol, 'grid');
+          const y = st.sample(x, grid);
+          assertClose(y, get(fx, `${p}.output`), tol, 'output');
+          y.backward(get(fx, `${p}.upstream`));
+          assertClose(x.grad as Tensor, get(fx, `${p}.grad.input`), tol, 'grad input');
+          assertClose(theta.grad as Tensor, get(fx, `${p}.grad.theta`), tol, 'grad theta');
+        });
+      });
+    }
+  }
+});
+
+describe('SpatialTransformer at init is the identity', () => {
+  for (const transform of TRANSFORMS) {
+    for (const alignCorners of [false, true]) {
+      for (const localization of ['conv', 'mlp'] as const) {
+        test(`${transform}, ${localization} localization, alignCorners=${alignCorners}: output equals input`, () => {
+          const st = new SpatialTransformer({
+            inChannels: 2,
+            inputSize: [12, 10],
+            transform,
+            localization,
+            alignCorners,
+          });
+          const x = randn([3, 2, 12, 10]);
+          const { output, params, theta, grid } = st.forwardWithTransform(x);
+          assert.deepEqual(output.shape, [3, 2, 12, 10]);
+          assert.deepEqual(params.shape, [3, st.numParams]);
+          assert.deepEqual(grid.shape, [3, 12, 10, 2]);
+          if (transform === 'tps') assert.equal(theta, null);
+          else
+            assertClose(
+              theta as Tensor,
+              tensor([1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0]),
+              1e-6,
+              'theta',
+            );
+          assertClose(output, x, 1e-5, 'output');
+        });
+      }
+    }
+  }
+
+  test('a smaller outputSize at init is the whole input resampled (F.interpolate bilinear)', () => {
+    const st = new SpatialTransformer({ inChannels: 1, inputSize: [16, 16], outputSize: 8 });
+    const x = randn([2, 1, 16, 16]);
+    const expected = F.interpolate(x, { size: [8, 8], mode: 'bilinear', alignCorners: false });
+    assertClose(st.forward(x), expected, 1e-5, 'downsampled');
+  });
+
+  test('multi-head: K heads, outputs concatenated along channels, each the identity at init', () => {
+    const mh = new MultiHeadSpatialTransformer(3, { inChannels: 2, inputSize: [10, 10], outputSize: [6, 5] });
+    const x = randn([4, 2, 10, 10]);
+    const { output, heads } = mh.forwardHeads(x);
+    assert.equal(heads.length, 3);
+    assert.deepEqual(output.shape, [4, 6, 6, 5]);
+    for (let k = 0; k < 3; k++) {
+      assertClose(F.slice(output, 1, 2 * k, 2 * k + 2), heads[k].output, 0, `head ${k} channels`);
+      assert.deepEqual(heads[k].theta?.shape, [4, 2, 3]);
+    }
+    assert.equal(mh.numParameters(), 3 * mh.heads.at(0).numParameters());
+    assert.ok(mh.stateDict().has('heads.1.fc_loc.weight'));
+  });
+});
+
+describe('transform parameterizations', () => {
+  test("'attention' (s, tx, ty) is a square crop: [[s, 0, tx], [0, s, ty]]", () => {
+    const theta = thetaFromParams('attention', tensor([[0.5, 0.2, -0.3]]));
+    assertClose(theta, tensor([0.5, 0, 0.2, 0, 0.5, -0.3]), 1e-7, 'theta');
+  });
+
+  test("'rts' (angle, s, tx, ty) is a scaled rotation plus a shift", () => {
+    const a = Math.PI / 6;
+    const theta = thetaFromParams('rts', tensor([[a, 2, 0.1, -0.4]]));
+    const [c, s] = [2 * Math.cos(a), 2 * Math.sin(a)];
+    assertClose(theta, tensor([c, -s, 0.1, s, c, -0.4]), 1e-6, 'theta');
+  });
+
+  test("'tps' with targets that are an affine map of the control points samples that affine map", () => {
+    const st = new SpatialTransformer({ inChannels: 1, inputSize: [9, 9], transform: 'tps', tpsGrid: 4 });
+    const A = [0.8, -0.3, 0.1, 0.25, 0.9, -0.2];
+    const control = tpsControlPoints(4);
+    const targets = new Float32Array(control.length);
+    for (let k = 0; k < control.length / 2; k++) {
+      const [x, y] = [control[2 * k], control[2 * k + 1]];
+      targets[2 * k] = A[0] * x + A[1] * y + A[2];
+      targets[2 * k + 1] = A[3] * x + A[4] * y + A[5];
+    }
+    const { grid } = st.gridFromParams(tensor(targets, [1, 32]));
+    const expected = F.affineGrid(tensor(A, [1, 2, 3]), [1, 1, 9, 9]);
+    assertClose(grid, expected, 1e-5, 'grid');
+  });
+
+  test('a translation moves the content: attention with tx = 2/W shifts the image left by one pixel', () => {
+    const st = new SpatialTransformer({ inChannels: 1, inputSize: [6, 8], transform: 'attention' });
+    const x = randn([1, 1, 6, 8]);
+    const { grid } = st.gridFromParams(tensor([[1, 2 / 8, 0]]));
+    const y = st.sample(x, grid);
+    assertClose(F.slice(y, 3, 0, 7), F.slice(x, 3, 1, 8), 1e-5, 'shifted');
+    assertClose(F.slice(y, 3, 7, 8), tensor(new Float32Array(6), [1, 1, 6, 1]), 1e-6, 'zero padding');
+  });
+
+  test('identity parameters per transform', () => {
+    assert.deepEqual([...identityParams('rts')], [0, 1, 0, 0]);
+    assert.equal(identityParams('tps', 3).length, 18);
+  });
+});
+
+/**
+ * A smooth test image: bilinear sampling is piecewise polynomial, and on noise its derivative jumps
+ * at every pixel crossing; on a smooth image the jumps are small.
+ */
+function smoothImage(n: number, c: number, h: number, w: number): Tensor {
+  const phases = randn([n * c, 4]).data;
+  const data = new Float32Array(n * c * h * w);
+  for (let i = 0; i < n * c; i++) {
+    const [a, b, p, q] = [phases[4 * i], phases[4 * i + 1], phases[4 * i + 2], phases[4 * i + 3]];
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        data[(i * h + y) * w + x] =
+          Math.sin((1 + Math.abs(a)) * (x / w) * 3 + p) * Math.cos((1 + Math.abs(b)) * (y / h) * 3 + q);
+      }
+    }
+  }
+  return tensor(data, [n, c, h, w]);
+}
+
+/** A localization net with smooth activations (tanh), so finite differences see no kinks. */
+class TanhLocalization extends nn.Module implements LocalizationFeatures {
+  fc1: nn.Linear;
+  fc2: nn.Linear;
+  readonly outFeatures = 6;
+  constructor(inFeatures: number) {
+    super();
+    this.fc1 = new nn.Linear(inFeatures, 8);
+    this.fc2 = new nn.Linear(8, this.outFeatures);
+  }
+  forward(x: Tensor): Tensor {
+    return F.tanh(this.fc2.forward(F.tanh(this.fc1.forward(F.flatten(x, 1)))));
+  }
+}
+
+// An 8x8 input sampled to 4x4 puts the identity's sampling points mid-cell (pixel 2i + 0.5), and
+// small regressor weights keep them inside their cells, where bilinear sampling is smooth. The
+// built-in conv localization's max pooling has near-ties on smooth images, so its kinks are out of
+// reach of finite differences; its ops are gradient-checked in test/ops.
+describe('gradients of the whole ST layer (finite differences)', () => {
+  for (const transform of TRANSFORMS) {
+    for (const localization of ['tanh', 'mlp'] as const) {
+      test(`${transform}, ${localization} localization: w.r.t. every localization parameter, fc_loc and the input`, () => {
+        manualSeed(4);
+        const st = new SpatialTransformer({
+          inChannels: 1,
+          inputSize: [8, 8],
+          outputSize: [4, 4],
+          transform,
+          localization: localization === 'tanh' ? new TanhLocalization(64) : 'mlp',
+          localizationOptions: { hidden: 4, downsample: 1 },
+        });
+        perturbRegressor(st, 0.05);
+        const x = smoothImage(1, 1, 8, 8);
+        gradcheck((input) => st.forward(input), [x, ...st.parameters()], {
+          eps: localization === 'tanh' ? 3e-3 : 1e-3,
+          maxChecks: 40,
+          name: `ST ${transform} ${localization}`,
+        });
+      });
+    }
+  }
+
+  test("multi-head (mlp localizations): w.r.t. both heads' parameters and the input", () => {
+    manualSeed(3);
+    const mh = new MultiHeadSpatialTransformer(2, {
+      inChannels: 1,
+      inputSize: [8, 8],
+      outputSize: [4, 4],
+      transform: 'rts',
+      localization: 'mlp',
+      localizationOptions: { hidden: 4, downsample: 1 },
+    });
+    for (const head of mh.heads) perturbRegressor(head, 0.05);
+    const x = smoothImage(2, 1, 8, 8);
+    gradcheck((input) => mh.forward(input), [x, ...mh.parameters()], {
+      eps: 1e-3,
+      maxChecks: 30,
+      name: 'MH-ST',
+    });
+  });
+
+  test('sampling a separate source: gradients reach the source and the localization net', () => {
+    manualSeed(5);
+    const st = new SpatialTransformer({
+      inChannels: 1,
+      inputSize: [8, 8],
+      outputSize: [4, 4],
+      transform: 'affine',
+      localization: new TanhLocalization(64),
+    });
+    perturbRegressor(st, 0.05);
+    const x = smoothImage(1, 1, 8, 8);
+    const source = smoothImage(1, 3, 16, 16);
+    const out = st.forwardWithTransform(x, source).output;
+    assert.deepEqual(out.shape, [1, 3, 4, 4]);
+    gradcheck((a, b) => st.forwardWithTransform(a, b).output, [x, source, ...st.parameters()], {
+      eps: 3e-3,
+      maxChecks: 30,
+      name: 'ST source',
+    });
+  });
+});
+
+describe('StnClassifier', () => {
+  test('baseline, ST-CNN and 2xST-CNN give (N, classes) logits; parameter groups split localization from classifier', () => {
+    const x = randn([2, 1, 42, 42]);
+    for (const heads of [0, 1, 2]) {
+      const model = new StnClassifier({ inputSize: [42, 42], heads, stOutputSize: 28 });
+      assert.deepEqual(model.forward(x).shape, [2, 10]);
+      assert.equal(model.transformers(x).length, heads);
+      const { localization, classifier } = model.parameterGroups();
+      assert.equal(localization.length + classifier.length, model.parameters().length);
+      assert.equal(localization.length === 0, heads === 0);
+      assert.equal(model.conv1.inChannels, Math.max(heads, 1));
+    }
+  });
+
+  test('the ST-CNN trains end to end: one step moves the localization regressor', () => {
+    const model = new StnClassifier({ inputSize: [16, 16], heads: 1, stOutputSize: 12 });
+    const x = randn([4, 1, 16, 16]);
+    const loss = F.crossEntropy(model.forward(x), tensor([0, 1, 2, 3], [4], 'int64'));
+    loss.backward();
+    const st = model.st as SpatialTransformer;
+    const g = st.fc_loc.weight.grad as Tensor;
+    assert.ok(
+      [...g.data].some((v) => v !== 0),
+      'fc_loc received no gradient',
+    );
+  });
+
+  test('errors name the shapes at fault', () => {
+    const st = new SpatialTransformer({ inChannels: 1, inputSize: [10, 10] });
+    assert.throws(
+      () => st.forward(randn([1, 1, 12, 10])),
+      /expected input \(N, 1, 10, 10\), got \[1, 1, 12, 10\]/,
+    );
+    assert.throws(
+      () =>
+        new SpatialTransformer({
+          inChannels: 1,
+          inputSize: [10, 10],
+          transform: 'perspective' as StTransform,
+        }),
+      /unknown transform 'perspective'/,
+    );
+    assert.throws(() => thetaFromParams('rts', randn([2, 6])), /'rts' needs params \(N, 4\)/);
+  });
+});
