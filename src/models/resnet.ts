@@ -31,7 +31,8 @@ export interface ResNetConfig {
   inChans: number;
   cardinality: number;
   baseWidth: number;
-  stemWidth: number;
+  /** Width of the 7x7 stem (glimpse's name: timm's stem_width only applies to its deep stems). */
+  stemChannels: number;
   /** Planes per stage (a bottleneck stage outputs 4x as many channels). */
   channels: number[];
   globalPool: 'avg' | '';
@@ -45,13 +46,14 @@ export const RESNET_DEFAULTS: ResNetConfig = {
   inChans: 3,
   cardinality: 1,
   baseWidth: 64,
-  stemWidth: 64,
+  stemChannels: 64,
   channels: [64, 128, 256, 512],
   globalPool: 'avg',
   dropRate: 0,
 };
 
-const IGNORED_KWARGS = ['zero_init_last'];
+// timm's plain 7x7 stem is 64 wide whatever stem_width says (stem_width sizes its deep stems only).
+const IGNORED_KWARGS = ['zero_init_last', 'stem_width'];
 
 function bn(c: number): BatchNorm2d {
   return new BatchNorm2d(c);
@@ -133,6 +135,44 @@ export class Bottleneck extends Module implements TensorModule {
   }
 }
 
+/**
+ * The residual stages of a ResNet after its stem: stage i has layers[i] blocks of channels[i] planes,
+ * stride 1 for the first stage and 2 after, a 1x1 conv + BN shortcut where the shape changes. Any
+ * number of stages (DETR's backbones stop early).
+ */
+export function buildResNetStages(
+  block: ResNetBlockType,
+  layers: readonly number[],
+  channels: readonly number[],
+  stemWidth: number,
+  options: { cardinality: number; baseWidth: number },
+): Sequential[] {
+  const expansion = block === 'basic' ? BasicBlock.expansion : Bottleneck.expansion;
+  let inplanes = stemWidth;
+  return layers.map((n, i) => {
+    const planes = channels[i];
+    const stride = i === 0 ? 1 : 2;
+    const blocks: TensorModule[] = [];
+    for (let b = 0; b < n; b++) {
+      const s = b === 0 ? stride : 1;
+      const needsDown = b === 0 && (s !== 1 || inplanes !== planes * expansion);
+      const down = needsDown
+        ? new Sequential([
+            new Conv2d(inplanes, planes * expansion, 1, { stride: s, bias: false }),
+            bn(planes * expansion),
+          ])
+        : null;
+      blocks.push(
+        block === 'basic'
+          ? new BasicBlock(inplanes, planes, s, down)
+          : new Bottleneck(inplanes, planes, s, down, options),
+      );
+      inplanes = planes * expansion;
+    }
+    return new Sequential(blocks);
+  });
+}
+
 export class ResNet extends ImageClassifier {
   readonly family = 'resnet';
   readonly config: ResNetConfig;
@@ -169,34 +209,12 @@ export class ResNet extends ImageClassifier {
     }
     this.config = cfg;
     const expansion = cfg.block === 'basic' ? BasicBlock.expansion : Bottleneck.expansion;
-    this.conv1 = new Conv2d(cfg.inChans, cfg.stemWidth, 7, { stride: 2, padding: 3, bias: false });
-    this.bn1 = bn(cfg.stemWidth);
+    this.conv1 = new Conv2d(cfg.inChans, cfg.stemChannels, 7, { stride: 2, padding: 3, bias: false });
+    this.bn1 = bn(cfg.stemChannels);
     this.act1 = new ReLU();
-    let inplanes = cfg.stemWidth;
-    const stages = cfg.layers.map((n, i) => {
-      const planes = cfg.channels[i];
-      const stride = i === 0 ? 1 : 2;
-      const blocks: TensorModule[] = [];
-      for (let b = 0; b < n; b++) {
-        const s = b === 0 ? stride : 1;
-        const needsDown = b === 0 && (s !== 1 || inplanes !== planes * expansion);
-        const down = needsDown
-          ? new Sequential([
-              new Conv2d(inplanes, planes * expansion, 1, { stride: s, bias: false }),
-              bn(planes * expansion),
-            ])
-          : null;
-        blocks.push(
-          cfg.block === 'basic'
-            ? new BasicBlock(inplanes, planes, s, down)
-            : new Bottleneck(inplanes, planes, s, down, {
-                cardinality: cfg.cardinality,
-                baseWidth: cfg.baseWidth,
-              }),
-        );
-        inplanes = planes * expansion;
-      }
-      return new Sequential(blocks);
+    const stages = buildResNetStages(cfg.block, cfg.layers, cfg.channels, cfg.stemChannels, {
+      cardinality: cfg.cardinality,
+      baseWidth: cfg.baseWidth,
     });
     [this.layer1, this.layer2, this.layer3, this.layer4] = stages;
     this.stageChannels = cfg.channels.map((c) => c * expansion);
@@ -291,7 +309,7 @@ export function resnetFromHfConfig(
     block,
     layers: (config.depths as number[]) ?? [3, 4, 6, 3],
     inChans: Number(config.num_channels ?? 3),
-    stemWidth: Number(config.embedding_size ?? 64),
+    stemChannels: Number(config.embedding_size ?? 64),
     channels: hidden.map((h) => h / expansion),
     numClasses: architecture === 'bare' ? 0 : hfNumLabels(config),
   });

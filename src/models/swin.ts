@@ -64,7 +64,7 @@ export const SWIN_DEFAULTS: SwinConfig = {
   dropRate: 0,
   projDropRate: 0,
   attnDropRate: 0,
-  dropPathRate: 0,
+  dropPathRate: 0.1,
   normEps: 1e-5,
   actLayer: 'gelu',
 };
