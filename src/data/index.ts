@@ -18,6 +18,16 @@ export {
   readFashionMnistDir,
   type Split,
 } from './fashion_mnist.js';
+export {
+  type ClutterPiece,
+  DistortedDataset,
+  type Distortion,
+  type DistortionOptions,
+  drawDistorted,
+  type InMemoryImageDataset,
+  type LoadDistortedOptions,
+  loadDistortedFashionMnist,
+} from './distorted_fashion_mnist.js';
 export { ImageFolder, type ImageFolderOptions } from './image_folder.js';
 export { type Batch, DataLoader, type DataLoaderOptions, deriveSeed } from './loader.js';
 export * from './transforms.js';

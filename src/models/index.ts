@@ -36,6 +36,21 @@ export {
 } from './registry.js';
 export { BasicBlock, Bottleneck, ResNet, type ResNetConfig } from './resnet.js';
 export {
+  ConvLocalization,
+  identityParams,
+  type LocalizationFeatures,
+  type LocalizationOptions,
+  MlpLocalization,
+  MultiHeadSpatialTransformer,
+  SpatialTransformer,
+  type SpatialTransformerOptions,
+  StnClassifier,
+  type StnClassifierOptions,
+  type StTransform,
+  thetaFromParams,
+  type TransformerOutput,
+} from './stn.js';
+export {
   PatchMerging,
   type SwinConfig,
   SwinTransformer,
