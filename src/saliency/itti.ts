@@ -311,7 +311,7 @@ function boxColumns(src: Float32Array, h: number, w: number, r: number): Float32
  * convolution). Wide kernels are three box filters (Wells 1986), whose cost does not grow with sigma.
  */
 export function blurNormalized(src: Plane, sigma: number): Plane {
-  if (sigma < 2)
+  if (sigma < 4)
     return convolveSeparable(src, gaussianTaps(sigma, Math.max(src.h, src.w) - 1), 'renormalize');
   const { h, w } = src;
   const radii = boxRadii(sigma);
@@ -343,6 +343,14 @@ function boxWeights(h: number, w: number, radii: number[]): Float32Array {
     weightCache.set(key, weights);
   }
   return weights;
+}
+
+/** Level k of the Laplacian pyramid: Gaussian level k minus level k + 1 interpolated back to it. */
+export function laplacianLevel(pyramid: Plane[], k: number): Plane {
+  const fine = pyramid[k];
+  const out = sampleBilinear(pyramid[k + 1], fine.h, fine.w, 0.5);
+  for (let i = 0; i < out.data.length; i++) out.data[i] = fine.data[i] - out.data[i];
+  return out;
 }
 
 // The Gabor envelope: 9-tap binomial (sigma = sqrt 2 pixels), the low-pass of Greenspan et al. (1994).
@@ -462,12 +470,12 @@ function rectified(map: Plane, posGain: number, negGain: number): Plane {
 // N(.)
 
 /** The values N(.) maps onto [0, M = 1]: one map's own range, or the range of a group of maps. */
-interface Range {
+export interface Range {
   lo: number;
   hi: number;
 }
 
-function rangeOf(maps: Plane[]): Range {
+export function rangeOf(maps: Plane[]): Range {
   let lo = Infinity;
   let hi = -Infinity;
   for (const { data } of maps) {
@@ -495,7 +503,7 @@ function toUnitRange(map: Plane, { lo, hi }: Range): Plane {
  * are pixels >= their 8 neighbours and above a tenth of the map's peak, so that flat noise does not
  * count; m̄ is taken relative to the map's own peak, so the factor judges the shape of the map only.
  */
-function maxNormalize(map: Plane, range: Range): Plane {
+export function maxNormalize(map: Plane, range: Range): Plane {
   const out = toUnitRange(map, range);
   const { data: d, h, w } = out;
   let peak = 0;
@@ -542,7 +550,7 @@ const DOG = { sigmaEx: 0.02, sigmaInh: 0.25, cEx: 0.5, cInh: 1.5, globalInhibiti
  * JEI 2001: M ← |M + M * DoG - C_inh|≥0, iterated. Short-range excitation and long-range inhibition
  * let a lone peak grow while a field of similar peaks inhibits itself away.
  */
-function iterativeNormalize(map: Plane, range: Range, iterations: number): Plane {
+export function iterativeNormalize(map: Plane, range: Range, iterations: number): Plane {
   const out = toUnitRange(map, range);
   const size = Math.max(map.h, map.w);
   const d = out.data;
@@ -705,12 +713,7 @@ export function ittiSaliency(image: Tensor, opts: IttiOptions = {}): IttiResult 
 
   // Orientation: Gabor energy of the Laplacian levels 2..8, 4 × 6 maps; Ō = Σ_θ N(⊕ N(O(c,s,θ))).
   const laplacian: Plane[] = [];
-  for (let k = Math.min(...CENTERS); k <= top; k++) {
-    const expanded = sampleBilinear(iPyr[k + 1], iPyr[k].h, iPyr[k].w, 0.5);
-    const lap = expanded.data;
-    for (let i = 0; i < lap.length; i++) lap[i] = iPyr[k].data[i] - lap[i];
-    laplacian[k] = expanded;
-  }
+  for (let k = Math.min(...CENTERS); k <= top; k++) laplacian[k] = laplacianLevel(iPyr, k);
   const orientationMaps = normalizeFeatureMaps(
     ORIENTATIONS.map((theta) => {
       const gaborPyr: Plane[] = [];
