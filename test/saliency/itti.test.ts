@@ -191,9 +191,8 @@ describe('ittiSaliency', () => {
       /ittiSaliency: expected an image tensor .* got \[2, 4, 4\]/,
     );
     const img = dotImage(32, 32, 16, 16, 4);
-    // @ts-expect-error: not a normalization
     assert.throws(
-      () => ittiSaliency(img, { normalization: 'l2' }),
+      () => ittiSaliency(img, { normalization: 'l2' as 'maxnorm' }),
       /normalization must be 'maxnorm' or 'iterative'/,
     );
     assert.throws(() => ittiSaliency(img, { iterations: 0 }), /iterations must be a positive integer/);
