@@ -156,5 +156,24 @@ save({"posemb": posemb, "resampled": resample_abs_pos_embed(posemb, new_size=[10
 index["resample_abs_pos_embed"] = {"library": f"timm {timm.__version__}", "function": "timm.layers.resample_abs_pos_embed",
                                    "kwargs": {"new_size": [10, 12], "num_prefix_tokens": 1}, "rtol_atol": 1e-4}
 
+# timm's eval transform on a PNG: PIL decode, Resize(shorter side) with the interpolation, CenterCrop, Normalize.
+from PIL import Image
+from timm.data import create_transform
+
+gen = torch.Generator().manual_seed(7)
+yy, xx = torch.meshgrid(torch.linspace(0, 1, 45), torch.linspace(0, 1, 67), indexing="ij")
+smooth = torch.stack([xx, yy, (xx + yy) / 2]) * 200 + 40 * torch.rand(3, 45, 67, generator=gen)
+pixels = smooth.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+Image.fromarray(pixels).save(f"{OUT}/eval_transform.png")
+image = Image.open(f"{OUT}/eval_transform.png").convert("RGB")
+cases = {"bicubic_32_0.875": dict(input_size=(3, 32, 32), crop_pct=0.875, interpolation="bicubic",
+                                  mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+         "bilinear_24_0.9": dict(input_size=(3, 24, 24), crop_pct=0.9, interpolation="bilinear",
+                                 mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))}
+save({name: create_transform(**kw)(image) for name, kw in cases.items()}, f"{OUT}/eval_transform.io.safetensors")
+index["eval_transform"] = {"library": f"timm {timm.__version__}, PIL", "function": "timm.data.create_transform (eval)",
+                           "kwargs": {k: {**v, "input_size": list(v["input_size"])} for k, v in cases.items()},
+                           "image": "eval_transform.png", "rtol_atol": 1e-4}
+
 json.dump({"generated_by": "tools/gen_model_fixtures.py", "torch": torch.__version__, "timm": timm.__version__,
            "fixtures": index}, open(f"{OUT}/fixtures.json", "w"), indent=1)
