@@ -31,6 +31,9 @@ import * as data from './data/index.js';
 
 export { data };
 export { DataLoader, FashionMnist, ImageFolder, loadFashionMnist } from './data/index.js';
+import * as train from './train/index.js';
+
+export { train };
 export {
   parseSafetensors,
   readSafetensors,
