@@ -169,22 +169,28 @@ export function checkpointProblems(
       problems.push(`${key} was ${describeValue(ckpt.config[key])}, now ${describeValue(config[key])}`);
   }
   const current = parts.model.stateDict();
-  const shapeProblems = (saved: StateDict, what: string) => {
+  const list = (names: string[]) => `${names.slice(0, 4).join(', ')}${names.length > 4 ? ', ...' : ''}`;
+  const tensorProblems = (saved: StateDict, what: string): string[] => {
+    const out: string[] = [];
+    const missing = [...current.keys()].filter((k) => !saved.has(k));
+    const extra = [...saved.keys()].filter((k) => !current.has(k));
+    if (missing.length) out.push(`${what} lacks ${missing.length} of the model's tensors (${list(missing)})`);
+    if (extra.length) out.push(`${what} has ${extra.length} tensors the model does not (${list(extra)})`);
     for (const [name, t] of current) {
-      const s = saved.get(name);
-      if (!s) problems.push(`${what} lacks ${name}`);
-      else if (!shapesEqual(s.shape, t.shape))
-        problems.push(`${what} ${name} is ${fmt(s.shape)}, the model's ${fmt(t.shape)}`);
+      const st = saved.get(name);
+      if (st && !shapesEqual(st.shape, t.shape))
+        out.push(`${what} ${name} is ${fmt(st.shape)}, the model's ${fmt(t.shape)}`);
     }
-    for (const name of saved.keys())
-      if (!current.has(name)) problems.push(`${what} has ${name}, which the model does not`);
+    return out;
   };
-  shapeProblems(ckpt.model, 'checkpoint');
-  if (problems.length) return problems;
+  const modelProblems = tensorProblems(ckpt.model, 'the checkpoint');
+  problems.push(...modelProblems);
+  // Optimizer and EMA state only make sense over the same tensors.
+  if (modelProblems.length) return problems;
   if (parts.ema && !ckpt.ema)
     problems.push('this run keeps an EMA of the weights but the checkpoint has none');
   if (!parts.ema && ckpt.ema) problems.push('the checkpoint has EMA weights but this run keeps no EMA');
-  if (parts.ema && ckpt.ema) shapeProblems(ckpt.ema, 'checkpoint EMA');
+  if (parts.ema && ckpt.ema) problems.push(...tensorProblems(ckpt.ema, "the checkpoint's EMA"));
   const names = optimizerParamNames(parts.model, parts.optimizer);
   const groups = parts.optimizer.paramGroups;
   if (ckpt.optimizer.groups.length !== groups.length) {

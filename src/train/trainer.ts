@@ -101,6 +101,8 @@ export interface EvalResult {
   loss: number;
   acc: number;
   count: number;
+  /** confusion[true][predicted] counts. */
+  confusion: number[][];
 }
 
 export interface TrainResult {
@@ -124,6 +126,8 @@ export async function evaluate(
   });
   const wasTraining = model.training;
   model.eval();
+  const classes = dataset.classes.length;
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   let lossSum = 0;
   let correct = 0;
   let count = 0;
@@ -132,14 +136,19 @@ export async function evaluate(
       noGrad(() => {
         const logits = model.forward(batch.images);
         lossSum += crossEntropy(logits, batch.labels, { reduction: 'sum' }).item();
-        correct += countCorrect(logits, batch.labels);
+        const pred = argmax(logits, 1).data;
+        for (let i = 0; i < batch.labels.size; i++) {
+          const y = batch.labels.data[i];
+          confusion[y][pred[i]]++;
+          if (pred[i] === y) correct++;
+        }
       });
       count += batch.labels.size;
     }
   } finally {
     model.train(wasTraining);
   }
-  return { loss: lossSum / count, acc: correct / count, count };
+  return { loss: lossSum / count, acc: correct / count, count, confusion };
 }
 
 function countCorrect(logits: Tensor, labels: Tensor): number {

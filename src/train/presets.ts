@@ -1,0 +1,119 @@
+/**
+ * Training recipes as data: what `glimpse train --preset NAME` and the Fashion-MNIST scripts run.
+ * A recipe names a zoo model with architecture overrides (timm kwargs), the dataset and the loop's
+ * hyperparameters; the same fields make up a `--config FILE` JSON. The Fashion-MNIST presets are
+ * sized for the issue's budget (<= 30 minutes on 2 cores with the native backend); their accuracy
+ * is measured by scripts/train_fashion.ts, not promised here.
+ */
+
+export type Augment = 'none' | 'light' | 'randaug';
+
+export interface TrainRecipe {
+  /** Zoo model id (glimpse models lists them). */
+  model: string;
+  /** Architecture overrides in timm's names; num_classes, in_chans and img_size follow the data unless set. */
+  modelArgs?: Record<string, unknown>;
+  /** 'fashion-mnist', a directory of Fashion-MNIST IDX files, or an image folder (one subfolder per class). */
+  dataset: string;
+  /** An image folder to evaluate on (Fashion-MNIST uses its test split). */
+  evalDataset?: string;
+  /** Side length images of an image folder are resized to. */
+  imageSize?: number;
+  /** Train on a class-balanced subset of this many images (the data-size experiment). */
+  trainSubset?: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  minLr?: number;
+  warmupEpochs?: number;
+  weightDecay?: number;
+  labelSmoothing?: number;
+  /** Mixup / CutMix Beta alphas (0: off). */
+  mixup?: number;
+  cutmix?: number;
+  clipGrad?: number | null;
+  /** EMA decay of the weights (null: no EMA). */
+  ema?: number | null;
+  augment?: Augment;
+  seed?: number;
+  /** Weights of a trained CNN teacher (model.safetensors of a glimpse train run): DeiT hard distillation. */
+  teacher?: string;
+  description?: string;
+}
+
+const FASHION = {
+  dataset: 'fashion-mnist',
+  batchSize: 128,
+  minLr: 1e-5,
+  weightDecay: 0.05,
+  labelSmoothing: 0.1,
+  clipGrad: 1,
+  augment: 'light' as Augment,
+  seed: 0,
+};
+
+/** ViT and DeiT share this shape, so distillation compares like with like: 49 tokens of 4x4 patches, ~0.8M parameters. */
+const SMALL_VIT = { patch_size: 4, embed_dim: 128, depth: 6, num_heads: 4, mlp_ratio: 2 };
+
+export const TRAIN_PRESETS: Record<string, TrainRecipe> = {
+  vit_fashion: {
+    ...FASHION,
+    description: 'small ViT (~0.8M params, 4x4 patches) trained from scratch; target >= 91% test accuracy',
+    model: 'vit_tiny_patch16_224',
+    modelArgs: { ...SMALL_VIT, drop_path_rate: 0.1 },
+    epochs: 20,
+    lr: 2e-3,
+    warmupEpochs: 2,
+    ema: null,
+  },
+  deit_fashion_distilled: {
+    ...FASHION,
+    description:
+      'the same ViT with a distillation token, taught by the ConvMixer (train convmixer_fashion first)',
+    model: 'deit_tiny_distilled_patch16_224',
+    modelArgs: { ...SMALL_VIT, drop_path_rate: 0.1 },
+    epochs: 20,
+    lr: 2e-3,
+    warmupEpochs: 2,
+    ema: null,
+    teacher: 'runs/convmixer_fashion/model.safetensors',
+  },
+  convmixer_fashion: {
+    ...FASHION,
+    description: 'ConvMixer-192/8, 2x2 patches, 5x5 depthwise kernels; target >= 93% test accuracy',
+    model: 'convmixer_768_32',
+    modelArgs: { dim: 192, depth: 8, kernel_size: 5, patch_size: 2, act_layer: 'gelu' },
+    epochs: 15,
+    lr: 5e-3,
+    warmupEpochs: 1,
+    weightDecay: 0.01,
+    ema: null,
+  },
+  resnet_fashion: {
+    ...FASHION,
+    description: 'ResNet-18 layout at half width (32..256 channels)',
+    model: 'resnet18',
+    modelArgs: { channels: [32, 64, 128, 256], stem_width: 32 },
+    epochs: 15,
+    lr: 3e-3,
+    warmupEpochs: 1,
+    weightDecay: 0.01,
+    ema: null,
+  },
+  mixer_fashion: {
+    ...FASHION,
+    description: 'MLP-Mixer with 4x4 patches, width 128, 6 blocks (no convolution, no attention)',
+    model: 'mixer_b16_224',
+    modelArgs: { patch_size: 4, embed_dim: 128, num_blocks: 6, drop_path_rate: 0.1 },
+    epochs: 20,
+    lr: 2e-3,
+    warmupEpochs: 2,
+    ema: null,
+  },
+};
+
+export function getPreset(name: string): TrainRecipe {
+  const preset = TRAIN_PRESETS[name];
+  if (!preset) throw new Error(`unknown preset '${name}'; presets: ${Object.keys(TRAIN_PRESETS).join(', ')}`);
+  return { ...preset, modelArgs: { ...preset.modelArgs } };
+}
