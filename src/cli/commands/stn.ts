@@ -1,0 +1,450 @@
+/**
+ * glimpse stn-demo: the spatial transformer paper's distorted-MNIST comparison on Fashion-MNIST.
+ * Trains a CNN baseline, an ST-CNN and a 2xST-CNN of about the same parameter count, with the same
+ * data, epochs and optimizer, on rotated/scaled/translated (optionally cluttered) Fashion-MNIST;
+ * prints their test errors and how well the transformers undo the distortion (they see the ground
+ * truth only through the labels), and draws inputs next to what each transformer samples.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import sharp from 'sharp';
+import { type DistortedDataset, loadDistortedFashionMnist } from '../../data/distorted_fashion_mnist.js';
+import { encodePng, writePngBytes } from '../../io/image.js';
+import {
+  type StnClassifierOptions,
+  StnClassifier,
+  type StTransform,
+  type TransformerOutput,
+} from '../../models/stn.js';
+import { manualSeed } from '../../ops/creation.js';
+import { noGrad } from '../../tensor/autograd.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { evaluate, train } from '../../train/trainer.js';
+
+export type DemoModel = 'cnn' | 'st' | 'st2';
+
+const MODEL_HEADS: Record<DemoModel, number> = { cnn: 0, st: 1, st2: 2 };
+const MODEL_NAMES: Record<DemoModel, string> = { cnn: 'CNN', st: 'ST-CNN', st2: '2xST-CNN' };
+
+export interface StnDemoOptions {
+  trainSize: number;
+  testSize: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  canvas: number;
+  clutter: number;
+  transform: StTransform;
+  /** Side of what the transformers sample. */
+  stOutput: number;
+  /** Hidden width of the ST-CNN's classifier; the others get the width that matches its parameter count. */
+  hidden: number;
+  models: DemoModel[];
+  seed: number;
+  out: string;
+  progress: boolean;
+  print: (line: string) => void;
+}
+
+/** How far a transformer's outputs are from upright, centered, same-size items (RMS over the test set). */
+export interface Rectification {
+  /** Rotation of the items (degrees): before = in the input, after = in the transformer's output. */
+  angle: { before: number; after: number };
+  /** Distance of the item's center from the image center, as a fraction of the image side. */
+  center: { before: number; after: number };
+  /** Relative spread (std / mean) of the item's size. */
+  size: { before: number; after: number };
+}
+
+export interface ModelReport {
+  model: DemoModel;
+  name: string;
+  params: number;
+  localizationParams: number;
+  hidden: number;
+  testError: number;
+  trainSeconds: number;
+  history: Array<{ epoch: number; trainLoss: number; trainAcc: number; testAcc?: number }>;
+  /** Per transformer head (affine-family transforms only). */
+  rectification: Rectification[];
+}
+
+function modelOptions(o: StnDemoOptions, model: DemoModel, hidden: number): StnClassifierOptions {
+  return {
+    inputSize: [o.canvas, o.canvas],
+    heads: MODEL_HEADS[model],
+    transform: o.transform,
+    stOutputSize: o.stOutput,
+    hidden,
+  };
+}
+
+/** The classifier width whose parameter count comes closest to `budget`. */
+function matchHidden(o: StnDemoOptions, model: DemoModel, budget: number): number {
+  const count = (h: number) => new StnClassifier(modelOptions(o, model, h)).numParameters();
+  // The count is affine in the width: two probes give the slope.
+  const [c1, c2] = [count(1), count(2)];
+  return Math.max(1, Math.round(1 + (budget - c1) / (c2 - c1)));
+}
+
+const rms = (xs: number[]) => Math.sqrt(xs.reduce((a, v) => a + v * v, 0) / xs.length);
+const spread = (xs: number[]) => {
+  const mean = xs.reduce((a, v) => a + v, 0) / xs.length;
+  return Math.sqrt(xs.reduce((a, v) => a + (v - mean) ** 2, 0) / xs.length) / mean;
+};
+const wrapDegrees = (a: number) => ((((a + 180) % 360) + 360) % 360) - 180;
+
+/**
+ * Compares each head's theta with the distortion that made the input. theta maps output coordinates
+ * to input coordinates; the item was drawn as c + s R(angle) u, so the output shows it upright when
+ * theta's linear part is a multiple of R(angle). The rotation read off theta is that of its nearest
+ * similarity, atan2(A10 - A01, A00 + A11).
+ */
+function rectification(thetas: Float32Array[], dataset: DistortedDataset, indices: number[]): Rectification {
+  const n = dataset.canvas;
+  const before = { angle: [] as number[], center: [] as number[], size: [] as number[] };
+  const after = { angle: [] as number[], center: [] as number[], size: [] as number[] };
+  indices.forEach((index, b) => {
+    const d = dataset.distortion(index);
+    const [a00, a01, t0, a10, a11, t1] = thetas[b].subarray(0, 6);
+    // item center in normalized input coordinates (pixel p sits at (2p + 1) / n - 1)
+    const cx = (2 * d.cx + 1) / n - 1;
+    const cy = (2 * d.cy + 1) / n - 1;
+    const det = a00 * a11 - a01 * a10;
+    // the center in output coordinates: A^-1 (c - t)
+    const ox = (a11 * (cx - t0) - a01 * (cy - t1)) / det;
+    const oy = (-a10 * (cx - t0) + a00 * (cy - t1)) / det;
+    before.angle.push(d.angle);
+    after.angle.push(wrapDegrees(d.angle - (Math.atan2(a10 - a01, a00 + a11) * 180) / Math.PI));
+    // normalized coordinates span 2 per image side
+    before.center.push(Math.hypot(cx, cy) / 2);
+    after.center.push(Math.hypot(ox, oy) / 2);
+    before.size.push(d.scale);
+    after.size.push(d.scale / Math.sqrt(Math.abs(det)));
+  });
+  return {
+    angle: { before: rms(before.angle), after: rms(after.angle) },
+    center: { before: rms(before.center), after: rms(after.center) },
+    size: { before: spread(before.size), after: spread(after.size) },
+  };
+}
+
+/** Stacks dataset items into a (B, 1, H, W) batch. */
+function batchOf(dataset: DistortedDataset, indices: number[]): Tensor {
+  const n = dataset.canvas;
+  const data = new Float32Array(indices.length * n * n);
+  indices.forEach((index, b) => {
+    data.set(dataset.get(index).image.data, b * n * n);
+  });
+  return new Tensor(data, [indices.length, 1, n, n]);
+}
+
+/** Every head's output for a batch, in chunks (no graph). */
+function transformersOf(
+  model: StnClassifier,
+  dataset: DistortedDataset,
+  indices: number[],
+): TransformerOutput[][] {
+  const chunks: TransformerOutput[][] = [];
+  for (let i = 0; i < indices.length; i += 256) {
+    const x = batchOf(dataset, indices.slice(i, i + 256));
+    chunks.push(noGrad(() => model.transformers(x)));
+  }
+  return model.st ? Array.from({ length: model.numHeads }, (_, h) => chunks.map((c) => c[h])) : [];
+}
+
+function thetasOf(parts: TransformerOutput[]): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (const p of parts) {
+    const data = (p.theta as Tensor).data as Float32Array;
+    for (let b = 0; b < p.theta!.shape[0]; b++) out.push(data.subarray(6 * b, 6 * b + 6));
+  }
+  return out;
+}
+
+const HEAD_COLORS = ['#ff3b30', '#2ee6ff', '#ffd60a', '#7cff4d'];
+
+/** A grayscale (h, w) plane as a PNG data URI. */
+async function pngUri(plane: Float32Array, h: number, w: number): Promise<string> {
+  const rgb = new Uint8Array(3 * h * w);
+  for (let i = 0; i < h * w; i++)
+    rgb.fill(Math.round(255 * Math.min(1, Math.max(0, plane[i]))), 3 * i, 3 * i + 3);
+  return `data:image/png;base64,${Buffer.from(await encodePng(rgb, w, h)).toString('base64')}`;
+}
+
+/** The outline of a head's sampling grid (its border points) in input pixel coordinates. */
+function gridOutline(grid: Tensor, b: number, inputSize: number): Array<[number, number]> {
+  const [, ho, wo] = grid.shape;
+  const g = grid.data as Float32Array;
+  const at = (y: number, x: number): [number, number] => {
+    const o = ((b * ho + y) * wo + x) * 2;
+    // alignCorners=false: normalized -1 is the left edge of pixel 0
+    return [((g[o] + 1) * inputSize) / 2, ((g[o + 1] + 1) * inputSize) / 2];
+  };
+  const pts: Array<[number, number]> = [];
+  for (let x = 0; x < wo; x++) pts.push(at(0, x));
+  for (let y = 0; y < ho; y++) pts.push(at(y, wo - 1));
+  for (let x = wo - 1; x >= 0; x--) pts.push(at(ho - 1, x));
+  for (let y = ho - 1; y >= 0; y--) pts.push(at(y, 0));
+  return pts;
+}
+
+/**
+ * The figure: per row one test image; for each ST model the input with every head's sampling
+ * outline drawn in the head's color, then what each head sampled.
+ */
+async function writeFigure(
+  path: string,
+  dataset: DistortedDataset,
+  indices: number[],
+  models: Array<{ name: string; model: StnClassifier }>,
+): Promise<void> {
+  const n = dataset.canvas;
+  const tile = 4 * n;
+  const gap = 10;
+  const header = 28;
+  const x = batchOf(dataset, indices);
+  const columns: Array<{ title: string; draw: (row: number, left: number, top: number) => Promise<string> }> =
+    [];
+  for (const { name, model } of models) {
+    const heads = noGrad(() => model.transformers(x));
+    columns.push({
+      title: `${name}: input`,
+      draw: async (row, left, top) => {
+        const uri = await pngUri(x.data.subarray(row * n * n, (row + 1) * n * n) as Float32Array, n, n);
+        const outlines = heads.map((h, k) => {
+          const pts = gridOutline(h.grid, row, n)
+            .map(([px, py]) => `${(left + (px * tile) / n).toFixed(1)},${(top + (py * tile) / n).toFixed(1)}`)
+            .join(' ');
+          return `<polygon points="${pts}" fill="none" stroke="${HEAD_COLORS[k % HEAD_COLORS.length]}" stroke-width="2"/>`;
+        });
+        return `<image x="${left}" y="${top}" width="${tile}" height="${tile}" href="${uri}" style="image-rendering:pixelated"/>${outlines.join('')}`;
+      },
+    });
+    heads.forEach((h, k) => {
+      const [, , ho, wo] = h.output.shape;
+      columns.push({
+        title: heads.length > 1 ? `${name}: head ${k + 1}` : `${name}: output`,
+        draw: async (row, left, top) => {
+          const plane = h.output.data.subarray(row * ho * wo, (row + 1) * ho * wo) as Float32Array;
+          const uri = await pngUri(plane, ho, wo);
+          const frame = `<rect x="${left + 1}" y="${top + 1}" width="${tile - 2}" height="${tile - 2}" fill="none" stroke="${HEAD_COLORS[k % HEAD_COLORS.length]}" stroke-width="2"/>`;
+          return `<image x="${left}" y="${top}" width="${tile}" height="${tile}" href="${uri}" style="image-rendering:pixelated"/>${frame}`;
+        },
+      });
+    });
+  }
+  const width = columns.length * (tile + gap) + gap;
+  const height = header + indices.length * (tile + gap) + gap;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">`,
+    `<rect width="${width}" height="${height}" fill="#202020"/>`,
+  ];
+  columns.forEach((c, j) => {
+    const left = gap + j * (tile + gap);
+    parts.push(
+      `<text x="${left + tile / 2}" y="${header - 9}" font-family="DejaVu Sans, sans-serif" font-size="14" fill="#eee" text-anchor="middle">${c.title}</text>`,
+    );
+  });
+  for (let row = 0; row < indices.length; row++) {
+    for (let j = 0; j < columns.length; j++) {
+      parts.push(await columns[j].draw(row, gap + j * (tile + gap), header + row * (tile + gap)));
+    }
+  }
+  parts.push('</svg>');
+  const buf = await sharp(Buffer.from(parts.join('')))
+    .removeAlpha()
+    .raw()
+    .toBuffer();
+  await writePngBytes(path, new Uint8Array(buf.buffer, buf.byteOffset, buf.length), width, height);
+}
+
+/** One test image per class (the first of each), for the figure. */
+function figureIndices(dataset: DistortedDataset, rows: number): number[] {
+  const picked: number[] = [];
+  const seen = new Set<number>();
+  for (let i = 0; i < dataset.length && picked.length < rows; i++) {
+    if (!seen.has(dataset.label(i))) {
+      seen.add(dataset.label(i));
+      picked.push(i);
+    }
+  }
+  return picked;
+}
+
+export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
+  const distortion = { canvas: o.canvas, clutter: o.clutter };
+  const trainSet = await loadDistortedFashionMnist('train', {
+    ...distortion,
+    limit: o.trainSize,
+    seed: o.seed,
+  });
+  const testSet = await loadDistortedFashionMnist('test', {
+    ...distortion,
+    limit: o.testSize,
+    seed: o.seed + 1,
+  });
+  const budget = new StnClassifier(modelOptions(o, 'st', o.hidden)).numParameters();
+  o.print(
+    `distorted Fashion-MNIST: ${o.trainSize} train / ${o.testSize} test, ${o.canvas}x${o.canvas}, rotation +-60, scale 0.7-1.2${o.clutter ? `, ${o.clutter} clutter pieces` : ''}; parameter budget ${budget}`,
+  );
+  const reports: ModelReport[] = [];
+  const trained: Array<{ name: string; model: StnClassifier }> = [];
+  const testIndices = Array.from({ length: testSet.length }, (_, i) => i);
+  for (const kind of o.models) {
+    const hidden = kind === 'st' ? o.hidden : matchHidden(o, kind, budget);
+    manualSeed(o.seed);
+    const model = new StnClassifier(modelOptions(o, kind, hidden));
+    const localizationParams = model.parameterGroups().localization.reduce((a, p) => a + p.size, 0);
+    const name = MODEL_NAMES[kind];
+    o.print(
+      `${name}: ${model.numParameters()} parameters (${localizationParams} in localization nets), classifier width ${hidden}`,
+    );
+    const start = performance.now();
+    const result = await train({
+      model,
+      train: trainSet,
+      eval: testSet,
+      epochs: o.epochs,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      weightDecay: o.weightDecay,
+      seed: o.seed,
+      progress: o.progress,
+      print: (line) => o.print(`  ${line}`),
+    });
+    const trainSeconds = (performance.now() - start) / 1000;
+    const ev = await evaluate(model, testSet);
+    const heads = o.transform === 'tps' ? [] : transformersOf(model, testSet, testIndices);
+    const report: ModelReport = {
+      model: kind,
+      name,
+      params: model.numParameters(),
+      localizationParams,
+      hidden,
+      testError: 1 - ev.acc,
+      trainSeconds,
+      history: result.history.map((r) => ({
+        epoch: r.epoch + 1,
+        trainLoss: r.train_loss,
+        trainAcc: r.train_acc,
+        testAcc: r.eval_acc,
+      })),
+      rectification: heads.map((parts) => rectification(thetasOf(parts), testSet, testIndices)),
+    };
+    reports.push(report);
+    o.print(
+      `${name}: test error ${(100 * report.testError).toFixed(2)}% (${trainSeconds.toFixed(0)} s of training)`,
+    );
+    report.rectification.forEach((r, k) => {
+      o.print(
+        `  head ${k + 1}: rotation RMS ${r.angle.before.toFixed(1)} -> ${r.angle.after.toFixed(1)} deg, center offset RMS ${(100 * r.center.before).toFixed(1)}% -> ${(100 * r.center.after).toFixed(1)}% of the side, size spread ${(100 * r.size.before).toFixed(1)}% -> ${(100 * r.size.after).toFixed(1)}%`,
+      );
+    });
+    if (kind !== 'cnn') trained.push({ name, model });
+  }
+  const summary = {
+    settings: { ...o, print: undefined, progress: undefined },
+    budget,
+    models: reports,
+  };
+  writeFileSync(join(o.out, 'results.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  if (trained.length > 0) {
+    const figure = join(o.out, 'stn_rectified.png');
+    await writeFigure(figure, testSet, figureIndices(testSet, 10), trained);
+    o.print(`figure: ${figure}`);
+  }
+  o.print(`results: ${join(o.out, 'results.json')}`);
+  return reports;
+}
+
+function parseNumber(flag: string, raw: string, integer: boolean, min: number): number {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min) {
+    throw new Error(
+      `stn-demo: ${flag} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${raw}'`,
+    );
+  }
+  return v;
+}
+
+interface DemoFlags {
+  train: string;
+  test: string;
+  epochs: string;
+  batchSize: string;
+  lr: string;
+  weightDecay: string;
+  canvas: string;
+  clutter: string;
+  transform: string;
+  stOutput: string;
+  hidden: string;
+  models: string;
+  seed: string;
+  out: string;
+  progress: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('stn-demo')
+    .description(
+      "Train a CNN, an ST-CNN and a 2xST-CNN of equal size on distorted Fashion-MNIST; print test errors, draw the transformers' crops",
+    )
+    .option('--train <n>', 'training images (the first n of the train split)', '12000')
+    .option('--test <n>', 'test images (the first n of the test split)', '2000')
+    .option('-e, --epochs <n>', 'epochs', '4')
+    .option('-b, --batch-size <n>', 'batch size', '64')
+    .option('--lr <x>', 'peak learning rate (AdamW, cosine decay)', '0.002')
+    .option('--weight-decay <x>', 'AdamW weight decay', '0.0001')
+    .option('--canvas <n>', 'canvas side: 42 (RTS) or 60 (cluttered)', '42')
+    .option('--clutter <n>', 'clutter pieces per image (6x6 crops of other items)', '0')
+    .option('--transform <kind>', 'affine, attention, rts or tps', 'affine')
+    .option('--st-output <n>', 'side of what each transformer samples', '28')
+    .option(
+      '--hidden <n>',
+      "width of the ST-CNN classifier's hidden layer; the other models are sized to its parameter count",
+      '48',
+    )
+    .option('--models <list>', 'comma-separated subset of cnn,st,st2', 'cnn,st,st2')
+    .option('--seed <n>', 'seed of the data, initialization and order', '0')
+    .option('--no-progress', 'no progress bar')
+    .requiredOption('-o, --out <dir>', 'where results.json and stn_rectified.png go')
+    .action(async (flags: DemoFlags) => {
+      const models = flags.models.split(',').map((m) => m.trim());
+      const unknown = models.filter((m) => !(m in MODEL_HEADS));
+      if (unknown.length || models.length === 0) {
+        throw new Error(
+          `stn-demo: --models takes a comma-separated subset of cnn,st,st2, got '${flags.models}'`,
+        );
+      }
+      const transforms: StTransform[] = ['affine', 'attention', 'rts', 'tps'];
+      if (!transforms.includes(flags.transform as StTransform)) {
+        throw new Error(
+          `stn-demo: --transform must be one of ${transforms.join(', ')}, got '${flags.transform}'`,
+        );
+      }
+      mkdirSync(flags.out, { recursive: true });
+      await runStnDemo({
+        trainSize: parseNumber('--train', flags.train, true, 1),
+        testSize: parseNumber('--test', flags.test, true, 1),
+        epochs: parseNumber('--epochs', flags.epochs, true, 1),
+        batchSize: parseNumber('--batch-size', flags.batchSize, true, 1),
+        lr: parseNumber('--lr', flags.lr, false, 0),
+        weightDecay: parseNumber('--weight-decay', flags.weightDecay, false, 0),
+        canvas: parseNumber('--canvas', flags.canvas, true, 16),
+        clutter: parseNumber('--clutter', flags.clutter, true, 0),
+        transform: flags.transform as StTransform,
+        stOutput: parseNumber('--st-output', flags.stOutput, true, 4),
+        hidden: parseNumber('--hidden', flags.hidden, true, 1),
+        models: models as DemoModel[],
+        seed: parseNumber('--seed', flags.seed, true, 0),
+        out: flags.out,
+        progress: flags.progress && process.stderr.isTTY === true,
+        print: (line) => process.stdout.write(`${line}\n`),
+      });
+    });
+}
