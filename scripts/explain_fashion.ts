@@ -10,9 +10,9 @@
  *     [--model vit_tiny_patch16_224 --kwargs '{"patch_size": 4, ...}'] [--images 500] \
  *     [--mean 0.286 --std 0.353] [--threshold 0.1] [--out docs/explain/fashion]
  *
- * The model id and overrides come from the checkpoint's `glimpse.train` metadata when it has them
- * (glimpse train writes it); --model/--kwargs override. Inputs are normalized with --mean/--std
- * (default: the metadata's, else none) and must match what the model was trained on.
+ * A glimpse train run's model.safetensors rebuilds its model from its metadata; --model/--kwargs name
+ * the architecture of other checkpoints. Inputs are normalized with --mean/--std, by default
+ * Fashion-MNIST's training-set statistics as glimpse train uses them.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,14 +20,11 @@ import { parseArgs } from 'node:util';
 import { type ExplainMethod, explainForward } from '../src/explain/explain.js';
 import { attentionLayout } from '../src/explain/layout.js';
 import {
-  createModel,
-  loadCheckpoint,
   loadFashionMnist,
   mapGrid,
   meanAttentionDistance,
   noGrad,
   objectMassShare,
-  readSafetensors,
   Tensor,
   writeAttentionDistancePlot,
   writePngBytes,
@@ -35,6 +32,12 @@ import {
 import { FASHION_MNIST_CLASSES } from '../src/data/index.js';
 import { writeFileAtomic } from '../src/io/safetensors.js';
 import { interpolate } from '../src/ops/resample.js';
+import {
+  FASHION_MNIST_MEAN,
+  FASHION_MNIST_STD,
+  loadModelWeights,
+  loadTrainedModel,
+} from '../src/train/recipe.js';
 
 const METHODS: ExplainMethod[] = ['rollout', 'flow', 'grad-rollout', 'gradcam'];
 
@@ -59,46 +62,34 @@ if (!checkpoint) {
   process.exit(1);
 }
 
-/** The run description glimpse train stores in the weights' metadata, when present. */
-function trainMetadata(path: string): Record<string, unknown> {
-  const raw = readSafetensors(path).metadata['glimpse.train'];
-  if (!raw) return {};
-  const config = JSON.parse(raw) as Record<string, unknown>;
-  return { ...config, ...((config.meta as Record<string, unknown> | undefined) ?? {}) };
-}
-
-const meta = trainMetadata(checkpoint);
-const modelId = values.model ?? (meta.model as string | undefined);
-if (!modelId) {
-  console.error(
-    `${checkpoint} carries no glimpse.train metadata naming the model; pass --model ID and --kwargs`,
-  );
-  process.exit(1);
-}
+// A glimpse train run's weights rebuild their own model (the recipe is in their metadata);
+// --model/--kwargs name the architecture of any other checkpoint.
 const kwargs: Record<string, unknown> = {
   num_classes: 10,
   in_chans: 1,
   img_size: 28,
-  ...((meta.modelArgs as Record<string, unknown> | undefined) ?? {}),
   ...(values.kwargs ? (JSON.parse(values.kwargs) as Record<string, unknown>) : {}),
 };
-const mean = Number(values.mean ?? (meta.mean as number | undefined) ?? 0);
-const std = Number(values.std ?? (meta.std as number | undefined) ?? 1);
+const model = values.model
+  ? loadModelWeights(values.model, kwargs, checkpoint)
+  : loadTrainedModel(checkpoint);
+const modelName = values.model ?? `${model.family} from ${checkpoint}`;
+// glimpse train normalizes Fashion-MNIST with the training set's pixel mean and std.
+const mean = Number(values.mean ?? FASHION_MNIST_MEAN[0]);
+const std = Number(values.std ?? FASHION_MNIST_STD[0]);
 const count = Number(values.images);
 const batchSize = Number(values.batch);
 const threshold = Number(values.threshold);
 const out = values.out as string;
 
-const model = createModel(modelId, kwargs);
-await loadCheckpoint(model, checkpoint);
 model.eval();
 const [chans, height, width] = model.pretrainedCfg.inputSize;
 const layout = attentionLayout(model, height, width);
-if (layout.kind !== 'tokens') throw new Error(`explain_fashion: ${modelId} is not a ViT/DeiT`);
+if (layout.kind !== 'tokens') throw new Error(`explain_fashion: ${modelName} is not a ViT/DeiT`);
 const test = await loadFashionMnist('test', { download: false });
 const n = Math.min(count, test.length);
 console.log(
-  `${modelId} ${JSON.stringify(kwargs)} from ${checkpoint}; ${n} test images, normalize (x - ${mean}) / ${std}, garment = pixels > ${threshold}`,
+  `${modelName}: ${n} test images, normalize (x - ${mean}) / ${std}, garment = pixels > ${threshold}`,
 );
 
 /** (B, C, H, W) model input from 28 x 28 gray images in [0, 1]. */
@@ -183,8 +174,7 @@ const median = (v: number[]) => {
 };
 const summary = {
   checkpoint,
-  model: modelId,
-  kwargs,
+  model: modelName,
   images: n,
   accuracy: correct / n,
   normalize: { mean, std },
@@ -212,7 +202,7 @@ writeFileAtomic(join(out, 'mass.json'), `${JSON.stringify(summary, null, 1)}\n`)
 const distances = (distanceSum as number[][]).map((row) => row.map((v) => v / n));
 writeFileAtomic(
   join(out, 'attention_distance.json'),
-  `${JSON.stringify({ model: modelId, images: n, distances }, null, 1)}\n`,
+  `${JSON.stringify({ model: modelName, images: n, distances }, null, 1)}\n`,
 );
 writeAttentionDistancePlot(join(out, 'attention_distance.svg'), distances, {
   title: `Fashion-MNIST ViT: mean attention distance (${n} test images)`,
