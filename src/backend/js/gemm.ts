@@ -1,5 +1,7 @@
+import { erf } from './elementwise.js';
+
 /**
- * Batched GEMM: C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b] (+ bias over columns).
+ * Batched GEMM: C[b] = act(alpha * op(A[b]) @ op(B[b]) + beta * C[b] (+ bias over columns)).
  * op(A) is (M, K), op(B) is (K, N). A batch stride of 0 broadcasts that operand.
  */
 export interface GemmArgs {
@@ -19,6 +21,8 @@ export interface GemmArgs {
   beta?: number;
   /** (N,) added to every row after the product. */
   bias?: Float32Array;
+  /** Applied last, elementwise: 'relu' or 'gelu' (the erf form, torch's default). */
+  activation?: 'relu' | 'gelu';
 }
 
 export function gemm(args: GemmArgs): void {
@@ -31,6 +35,7 @@ export function gemm(args: GemmArgs): void {
   const alpha = args.alpha ?? 1;
   const beta = args.beta ?? 0;
   const bias = args.bias;
+  const activation = args.activation;
   // Row of accumulators in float64 would change rounding vs. float32 peers; use float32 like BLAS.
   const row = new Float32Array(n);
   const bt = transB ? new Float32Array(k * n) : null;
@@ -59,6 +64,8 @@ export function gemm(args: GemmArgs): void {
         let v = alpha * row[j];
         if (beta !== 0) v += beta * c[cRow + j];
         if (bias) v += bias[j];
+        if (activation === 'relu') v = v > 0 || v !== v ? v : 0;
+        else if (activation === 'gelu') v = 0.5 * v * (1 + erf(v * Math.SQRT1_2));
         c[cRow + j] = v;
       }
     }

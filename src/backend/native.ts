@@ -1,0 +1,482 @@
+/**
+ * The native backend: the C++ kernels of native/ (an N-API addon that `npm install` builds into
+ * build/Release), behind the js kernel signatures. Importing this module registers it as 'native'
+ * and makes it the active backend when the addon loads; otherwise glimpse warns once and stays on
+ * js. GLIMPSE_BACKEND=js skips the addon, GLIMPSE_BACKEND=native makes a failed load an error, and
+ * GLIMPSE_THREADS sets the kernel threads (default: the cores this process may use).
+ *
+ * Kernels the addon lacks, and calls it cannot take (non-float32 data, ops it does not implement),
+ * fall through to the js kernel, which defines the semantics.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { type Kernels, registerBackend, setBackend } from './backend.js';
+import type { AttentionArgs, AttentionBackwardArgs } from './js/attention.js';
+import type { Window } from './js/conv.js';
+import type { BinaryOp, UnaryGradOp, UnaryOp } from './js/elementwise.js';
+import type { GemmArgs } from './js/gemm.js';
+import { jsKernels } from './js/index.js';
+import type { ReduceOp } from './js/reduce.js';
+
+type F32 = Float32Array;
+type Num = Float32Array | Int32Array | Float64Array | Uint8Array;
+
+interface AddonInfo {
+  isa: string;
+  isas: string[];
+  threads: number;
+  hardwareThreads: number;
+}
+
+/** The addon's functions (native/addon.cc); integer vectors travel packed in a Float64Array. */
+interface Addon {
+  info(): AddonInfo;
+  setThreads(n: number): void;
+  setIsa(isa: string): void;
+  gemm(
+    a: F32,
+    b: F32,
+    c: F32,
+    bias: F32 | null,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    strideA: number,
+    strideB: number,
+    strideC: number,
+    alpha: number,
+    beta: number,
+    act: number,
+  ): void;
+  unary(op: number, x: F32, out: F32): void;
+  unaryGrad(op: number, x: F32, y: F32, dy: F32, out: F32): void;
+  binary(op: number, a: F32, b: F32, out: F32, meta: Float64Array): void;
+  softmax(x: F32, rows: number, cols: number, out: F32, log: boolean): void;
+  layerNorm(
+    x: F32,
+    rows: number,
+    cols: number,
+    weight: F32 | null,
+    bias: F32 | null,
+    eps: number,
+    out: F32,
+    mean: F32,
+    rstd: F32,
+  ): void;
+  layerNormBackward(
+    x: F32,
+    gy: F32,
+    rows: number,
+    cols: number,
+    weight: F32 | null,
+    mean: F32,
+    rstd: F32,
+    gx: F32,
+    gw: F32 | null,
+    gb: F32 | null,
+  ): void;
+  reduce(op: number, x: F32, outer: number, n: number, inner: number, out: F32): void;
+  copyStrided(src: F32, dst: F32, accumulate: boolean, meta: Float64Array): void;
+  attention(
+    q: F32,
+    k: F32,
+    v: F32,
+    out: F32,
+    mask: F32 | null,
+    probs: F32 | null,
+    meta: Float64Array,
+    scale: number,
+  ): void;
+  attentionBackward(
+    q: F32,
+    k: F32,
+    v: F32,
+    out: F32 | null,
+    mask: F32 | null,
+    probs: F32 | null,
+    meta: Float64Array,
+    scale: number,
+    gradOut: F32,
+    gq: F32,
+    gk: F32,
+    gv: F32,
+  ): void;
+  im2col(x: F32, channels: number, win: Float64Array, cols: F32): void;
+  col2im(cols: F32, channels: number, win: Float64Array, x: F32): void;
+  depthwiseConv(
+    x: F32,
+    weight: F32,
+    bias: F32 | null,
+    batch: number,
+    channels: number,
+    multiplier: number,
+    win: Float64Array,
+    out: F32,
+  ): void;
+  depthwiseConvBackward(
+    x: F32,
+    weight: F32,
+    gy: F32,
+    batch: number,
+    channels: number,
+    multiplier: number,
+    win: Float64Array,
+    gx: F32 | null,
+    gw: F32 | null,
+  ): void;
+}
+
+/** The unary ops, in the order of native/kernels.h's UnaryOp codes. */
+export const UNARY_OPS: readonly UnaryOp[] = [
+  'neg',
+  'exp',
+  'log',
+  'sqrt',
+  'rsqrt',
+  'abs',
+  'sign',
+  'tanh',
+  'erf',
+  'relu',
+  'gelu',
+  'gelu_tanh',
+  'silu',
+  'sigmoid',
+  'sin',
+  'cos',
+  'floor',
+  'ceil',
+  'round',
+  'reciprocal',
+  'square',
+  'log1p',
+  'expm1',
+  'softplus',
+];
+const UNARY_CODES = new Map<UnaryOp, number>(UNARY_OPS.map((op, i) => [op, i]));
+const BINARY_CODES = new Map<BinaryOp, number>(
+  (['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'atan2', 'mod'] as const).map((op, i) => [
+    op,
+    i,
+  ]),
+);
+const REDUCE_CODES = new Map<ReduceOp, number>([
+  ['sum', 0],
+  ['max', 1],
+  ['min', 2],
+  ['prod', 5],
+]);
+const ACTIVATION_CODES = { relu: 1, gelu: 2 } as const;
+const MAX_DIMS = 16;
+
+const ADDON_PATH = fileURLToPath(new URL('../../build/Release/glimpse_native.node', import.meta.url));
+
+let addon: Addon | null = null;
+let loadError: string | null = null;
+
+function loadAddon(): Addon | null {
+  if (!existsSync(ADDON_PATH)) {
+    loadError = `the addon is not built (${ADDON_PATH} is missing)`;
+    return null;
+  }
+  try {
+    return createRequire(import.meta.url)(ADDON_PATH) as Addon;
+  } catch (e) {
+    loadError = `the addon failed to load: ${(e as Error).message.split('\n')[0]}`;
+    return null;
+  }
+}
+
+function threadsFromEnv(): number {
+  const raw = process.env.GLIMPSE_THREADS;
+  if (raw === undefined || raw === '') return availableParallelism();
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) {
+    console.warn(`glimpse: GLIMPSE_THREADS must be an integer in [1, 1024], got '${raw}'; using the default`);
+    return availableParallelism();
+  }
+  return n;
+}
+
+// Reused packing buffers for shapes, strides and windows (calls are synchronous, so one suffices).
+const meta = new Float64Array(1 + 3 * MAX_DIMS + 2);
+const windowMeta = new Float64Array(18);
+const attentionMeta = new Float64Array(10);
+
+function packWindow(win: Window): Float64Array {
+  const parts = [win.inSize, win.outSize, win.kernel, win.stride, win.padding, win.dilation];
+  for (let p = 0; p < 6; p++) for (let d = 0; d < 3; d++) windowMeta[p * 3 + d] = parts[p][d];
+  return windowMeta;
+}
+
+function packAttention(args: AttentionArgs): Float64Array {
+  const s = args.maskStrides ?? [0, 0, args.nk];
+  attentionMeta.set([
+    args.batch,
+    args.heads,
+    args.nq,
+    args.nk,
+    args.d,
+    args.dv,
+    args.causal ? 1 : 0,
+    s[0],
+    s[1],
+    s[2],
+  ]);
+  return attentionMeta;
+}
+
+const isF32 = (x: Num): x is Float32Array => x instanceof Float32Array;
+
+function makeKernels(lib: Addon) {
+  return {
+    gemm(args: GemmArgs): void {
+      const { m, n, k } = args;
+      const act = args.activation ? ACTIVATION_CODES[args.activation] : 0;
+      lib.gemm(
+        args.a,
+        args.b,
+        args.c,
+        args.bias ?? null,
+        args.batch,
+        m,
+        n,
+        k,
+        args.transA ?? false,
+        args.transB ?? false,
+        args.strideA ?? m * k,
+        args.strideB ?? k * n,
+        args.strideC ?? m * n,
+        args.alpha ?? 1,
+        args.beta ?? 0,
+        act,
+      );
+    },
+
+    unary(op: UnaryOp, x: F32, out: F32): void {
+      const code = UNARY_CODES.get(op);
+      if (code === undefined) {
+        jsKernels.unary(op, x, out);
+        return;
+      }
+      lib.unary(code, x, out);
+    },
+
+    unaryGrad(op: UnaryGradOp, x: F32, y: F32, dy: F32, out: F32): void {
+      lib.unaryGrad(UNARY_CODES.get(op)!, x, y, dy, out);
+    },
+
+    binary(
+      op: BinaryOp,
+      a: Num,
+      aStrides: readonly number[],
+      b: Num,
+      bStrides: readonly number[],
+      out: Num,
+      shape: readonly number[],
+    ): void {
+      const code = BINARY_CODES.get(op);
+      const nd = shape.length;
+      if (code === undefined || !isF32(a) || !isF32(b) || !isF32(out) || nd > MAX_DIMS) {
+        jsKernels.binary(op, a, aStrides, b, bStrides, out, shape);
+        return;
+      }
+      meta[0] = nd;
+      for (let d = 0; d < nd; d++) {
+        meta[1 + d] = shape[d];
+        meta[1 + nd + d] = aStrides[d];
+        meta[1 + 2 * nd + d] = bStrides[d];
+      }
+      lib.binary(code, a, b, out, meta);
+    },
+
+    reduce(op: ReduceOp, x: Num, outer: number, n: number, inner: number, out: Num): void {
+      const code = REDUCE_CODES.get(op);
+      if (code === undefined || !isF32(x) || !isF32(out)) {
+        jsKernels.reduce(op, x, outer, n, inner, out);
+        return;
+      }
+      lib.reduce(code, x, outer, n, inner, out);
+    },
+
+    copyStrided(
+      src: Num,
+      srcOffset: number,
+      srcStrides: readonly number[],
+      shape: readonly number[],
+      dst: Num,
+      dstOffset: number,
+      dstStrides: readonly number[],
+      accumulate = false,
+    ): void {
+      const nd = shape.length;
+      if (!isF32(src) || !isF32(dst) || nd > MAX_DIMS) {
+        jsKernels.copyStrided(src, srcOffset, srcStrides, shape, dst, dstOffset, dstStrides, accumulate);
+        return;
+      }
+      meta[0] = nd;
+      meta[1] = srcOffset;
+      meta[2] = dstOffset;
+      for (let d = 0; d < nd; d++) {
+        meta[3 + d] = shape[d];
+        meta[3 + nd + d] = srcStrides[d];
+        meta[3 + 2 * nd + d] = dstStrides[d];
+      }
+      lib.copyStrided(src, dst, accumulate, meta);
+    },
+
+    softmax(x: F32, rows: number, cols: number, out: F32, log = false): void {
+      lib.softmax(x, rows, cols, out, log);
+    },
+
+    layerNorm(
+      x: F32,
+      rows: number,
+      cols: number,
+      weight: F32 | null,
+      bias: F32 | null,
+      eps: number,
+      out: F32,
+      mean: F32,
+      rstd: F32,
+    ): void {
+      lib.layerNorm(x, rows, cols, weight, bias, eps, out, mean, rstd);
+    },
+
+    layerNormBackward(
+      x: F32,
+      gy: F32,
+      rows: number,
+      cols: number,
+      weight: F32 | null,
+      mean: F32,
+      rstd: F32,
+      gx: F32,
+      gw: F32 | null,
+      gb: F32 | null,
+    ): void {
+      lib.layerNormBackward(x, gy, rows, cols, weight, mean, rstd, gx, gw, gb);
+    },
+
+    attention(args: AttentionArgs): void {
+      lib.attention(
+        args.q,
+        args.k,
+        args.v,
+        args.out,
+        args.mask ?? null,
+        args.probs ?? null,
+        packAttention(args),
+        args.scale,
+      );
+    },
+
+    attentionBackward(args: AttentionBackwardArgs): void {
+      lib.attentionBackward(
+        args.q,
+        args.k,
+        args.v,
+        null,
+        args.mask ?? null,
+        args.probs ?? null,
+        packAttention(args),
+        args.scale,
+        args.gradOut,
+        args.gq,
+        args.gk,
+        args.gv,
+      );
+    },
+
+    im2col(x: F32, channels: number, win: Window, cols: F32): void {
+      lib.im2col(x, channels, packWindow(win), cols);
+    },
+
+    col2im(cols: F32, channels: number, win: Window, x: F32): void {
+      lib.col2im(cols, channels, packWindow(win), x);
+    },
+
+    depthwiseConv(
+      x: F32,
+      weight: F32,
+      bias: F32 | null,
+      batch: number,
+      channels: number,
+      multiplier: number,
+      win: Window,
+      out: F32,
+    ): void {
+      lib.depthwiseConv(x, weight, bias, batch, channels, multiplier, packWindow(win), out);
+    },
+
+    depthwiseConvBackward(
+      x: F32,
+      weight: F32,
+      gy: F32,
+      batch: number,
+      channels: number,
+      multiplier: number,
+      win: Window,
+      gx: F32 | null,
+      gw: F32 | null,
+    ): void {
+      lib.depthwiseConvBackward(x, weight, gy, batch, channels, multiplier, packWindow(win), gx, gw);
+    },
+  } satisfies Partial<Kernels>;
+}
+
+/** The native kernels, or null when the addon is not loaded (GLIMPSE_BACKEND=js or a failed load). */
+export let nativeKernels: ReturnType<typeof makeKernels> | null = null;
+
+/** Whether the addon loaded, and if not, why. */
+export function nativeStatus(): {
+  loaded: boolean;
+  reason?: string;
+  isa?: string;
+  isas?: string[];
+  threads?: number;
+} {
+  if (!addon) return { loaded: false, reason: loadError ?? 'not loaded' };
+  const info = addon.info();
+  return { loaded: true, isa: info.isa, isas: info.isas, threads: info.threads };
+}
+
+function requireAddon(what: string): Addon {
+  if (!addon)
+    throw new Error(`${what}: the native backend is not loaded (${loadError ?? 'GLIMPSE_BACKEND=js'})`);
+  return addon;
+}
+
+/** Threads the native kernels may use (GLIMPSE_THREADS sets the initial value). */
+export function setNativeThreads(n: number): void {
+  requireAddon('setNativeThreads').setThreads(n);
+}
+
+/** Forces an instruction set ('avx512', 'avx2', 'scalar'); nativeStatus().isas lists those this CPU has. */
+export function setNativeIsa(isa: string): void {
+  requireAddon('setNativeIsa').setIsa(isa);
+}
+
+const requested = process.env.GLIMPSE_BACKEND ?? '';
+if (requested !== 'js') {
+  addon = loadAddon();
+  if (addon) {
+    addon.setThreads(threadsFromEnv());
+    nativeKernels = makeKernels(addon);
+    registerBackend({ name: 'native', kernels: nativeKernels });
+    if (requested === '' || requested === 'native') setBackend('native');
+  } else if (requested === 'native') {
+    throw new Error(
+      `GLIMPSE_BACKEND=native, but ${loadError}. Build it with \`npm run build:native\` (needs a C++17 compiler, make and python3).`,
+    );
+  } else {
+    console.warn(
+      `glimpse: native backend unavailable (${loadError}); using the slower js backend. Build it with \`npm run build:native\` (needs a C++17 compiler, make and python3), or set GLIMPSE_BACKEND=js to silence this.`,
+    );
+  }
+}
