@@ -68,7 +68,7 @@ export function readCheckpoint(path: string): {
     const file = readSafetensors(path);
     return { stateDict: file.tensors, dtypes: file.dtypes };
   } catch (e) {
-    const msg = (e as Error).message.replace(/^safetensors /, '');
+    const msg = (e as Error).message.replace(/^safetensors /, '').replace(/;? ?truncated\?$/, ' (truncated)');
     throw new Error(`loadCheckpoint: ${msg}; the file is damaged or incomplete, download it again`);
   }
 }
