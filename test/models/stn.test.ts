@@ -20,6 +20,8 @@ import { gradcheck } from '../helpers/gradcheck.js';
 manualSeed(8);
 
 const TRANSFORMS: StTransform[] = ['affine', 'attention', 'rts', 'tps'];
+// Every backend glimpse can have; a backend without its own grid-sample kernel runs js's for it.
+const BACKENDS = ['js', 'native'];
 
 /** Small random regression weights, so theta depends on the input and gradients reach the localization net. */
 function perturbRegressor(st: SpatialTransformer, scale: number): void {
@@ -32,7 +34,7 @@ function perturbRegressor(st: SpatialTransformer, scale: number): void {
 describe('SpatialTransformer sampler parity with torch_stn on every backend', () => {
   const fx = loadFixture('torch/torch_stn.io.safetensors');
   const tol = tolerance('torch', 'torch_stn');
-  for (const backend of ['js', 'native']) {
+  for (const backend of BACKENDS) {
     for (const alignCorners of [false, true]) {
       const skip = listBackends().includes(backend) ? false : `backend '${backend}' is not registered here`;
       test(`${backend}, alignCorners=${alignCorners}: output, grad input, grad theta`, { skip }, () => {
@@ -54,6 +56,39 @@ describe('SpatialTransformer sampler parity with torch_stn on every backend', ()
           y.backward(get(fx, `${p}.upstream`));
           assertClose(x.grad as Tensor, get(fx, `${p}.grad.input`), tol, 'grad input');
           assertClose(theta.grad as Tensor, get(fx, `${p}.grad.theta`), tol, 'grad theta');
+        });
+      });
+    }
+  }
+});
+
+describe('the whole ST layer (conv localization) against torch on every backend: output and every gradient', () => {
+  // tools/stn_reference.py: the same layer in torch with random regressor weights, N=2, 1x20x18 -> 9x11
+  const fx = loadFixture('stn/torch_st_layer.io.safetensors');
+  for (const backend of BACKENDS) {
+    const skip = listBackends().includes(backend) ? false : `backend '${backend}' is not registered here`;
+    for (const transform of TRANSFORMS) {
+      test(`${backend}, ${transform}`, { skip }, () => {
+        withBackend(backend, () => {
+          const st = new SpatialTransformer({
+            inChannels: 1,
+            inputSize: [20, 18],
+            outputSize: [9, 11],
+            transform,
+            localization: 'conv',
+            localizationOptions: { downsample: 2, channels: [4, 6], hidden: 8 },
+            tpsGrid: 3,
+          });
+          const names = st.namedParameters().map(([name]) => name);
+          st.loadStateDict(new Map(names.map((name) => [name, get(fx, `${transform}.${name}`)])));
+          const x = get(fx, `${transform}.input`).cloneData().setRequiresGrad();
+          const y = st.forward(x);
+          assertClose(y, get(fx, `${transform}.output`), 1e-4, 'output');
+          y.backward(get(fx, `${transform}.upstream`));
+          assertClose(x.grad as Tensor, get(fx, `${transform}.grad.input`), 1e-4, 'grad input');
+          for (const [name, p] of st.namedParameters()) {
+            assertClose(p.grad as Tensor, get(fx, `${transform}.grad.${name}`), 1e-4, `grad ${name}`);
+          }
         });
       });
     }
@@ -192,8 +227,8 @@ class TanhLocalization extends nn.Module implements LocalizationFeatures {
 
 // An 8x8 input sampled to 4x4 puts the identity's sampling points mid-cell (pixel 2i + 0.5), and
 // small regressor weights keep them inside their cells, where bilinear sampling is smooth. The
-// built-in conv localization's max pooling has near-ties on smooth images, so its kinks are out of
-// reach of finite differences; its ops are gradient-checked in test/ops.
+// built-in conv localization's max pooling has near-ties on smooth images, which finite differences
+// straddle; its whole-layer gradients are compared with torch's above instead.
 describe('gradients of the whole ST layer (finite differences)', () => {
   for (const transform of TRANSFORMS) {
     for (const localization of ['tanh', 'mlp'] as const) {
