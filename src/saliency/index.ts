@@ -12,7 +12,7 @@ export {
   resolveBias,
 } from './itti.js';
 export { heatmap, overlay, renderPanel, renderScanpath, scanpathSvg, upsampleMap } from './render.js';
-export { type Fixation, type ScanpathOptions, scanpath } from './scanpath.js';
+export { defaultIorRadius, type Fixation, type ScanpathOptions, scanpath } from './scanpath.js';
 export {
   type ItemLook,
   nearestItem,

@@ -14,7 +14,7 @@ import type { Channel, IttiResult } from './itti.js';
 export interface ScanpathOptions {
   /** How many fixations at most (default 5). */
   fixations?: number;
-  /** Radius of the inhibited disk in input pixels (default min(width, height) / 12). */
+  /** Radius of the inhibited disk in input pixels (default defaultIorRadius: min(width, height) / 6). */
   iorRadius?: number;
   /** Membrane time constant of the WTA neurons in ms (default 500). */
   tauMs?: number;
@@ -40,6 +40,14 @@ export interface Fixation {
 
 const CHANNELS: Channel[] = ['intensity', 'color', 'orientation'];
 
+/**
+ * The inhibited disk follows the image size: a sixth of the shorter side, about one object of a
+ * scene, so that the next fixation leaves the object just attended rather than sliding along it.
+ */
+export function defaultIorRadius(width: number, height: number): number {
+  return Math.min(width, height) / 6;
+}
+
 /** Vertex offset of the parabola through (-1, a), (0, b), (1, c), within half a pixel. */
 function parabolaPeak(a: number, b: number, c: number): number {
   const curvature = a - 2 * b + c;
@@ -53,7 +61,7 @@ export function scanpath(result: IttiResult, opts: ScanpathOptions = {}): Fixati
   const tau = opts.tauMs ?? 500;
   const threshold = opts.threshold ?? 0.05;
   const { width, height, scale } = result;
-  const radius = opts.iorRadius ?? Math.min(width, height) / 12;
+  const radius = opts.iorRadius ?? defaultIorRadius(width, height);
   if (!Number.isInteger(count) || count < 0) {
     throw new Error(`scanpath: fixations must be a non-negative integer, got ${count}`);
   }

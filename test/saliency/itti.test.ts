@@ -238,7 +238,7 @@ describe('scanpath', () => {
     const path = scanpath(r, { fixations: 8 });
     assert.equal(path.length, 8);
     assert.equal(path[0].saliency, maxOf(r.saliency.data));
-    const radius = 256 / 12;
+    const radius = 256 / 6;
     for (let k = 0; k < path.length; k++) {
       const f = path[k];
       assert.ok(f.x >= 0 && f.x <= 255 && f.y >= 0 && f.y <= 255);

@@ -5,7 +5,8 @@ import { register as classify } from './classify.js';
 import { register as verify } from './verify.js';
 import { register as train } from './train.js';
 import { register as evaluate } from './eval.js';
+import { register as saliency } from './saliency.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [classify, verify, explain, train, evaluate];
+export const commands: RegisterCommand[] = [classify, verify, explain, train, evaluate, saliency];
