@@ -21,8 +21,8 @@ import { LayerNorm, Linear } from '../nn/linear.js';
 import { Module, ModuleList, type Sequential, type TensorModule } from '../nn/module.js';
 import { BatchNorm2d, FrozenBatchNorm2d } from '../nn/norm.js';
 import { scaledDotProductAttention } from '../ops/attention.js';
-import { tensor } from '../ops/creation.js';
-import { add, gelu, relu, sigmoid } from '../ops/elementwise.js';
+import { scalar } from '../ops/creation.js';
+import { add, div, gelu, mul, relu, sigmoid } from '../ops/elementwise.js';
 import { crossEntropy, l1Loss } from '../ops/loss.js';
 import { softmax } from '../ops/normalization.js';
 import { maxPool2d } from '../ops/pool.js';
@@ -129,7 +129,8 @@ export class DetrResNetBackbone extends Module {
   readonly outStage: number;
   private readonly stages: Sequential[];
 
-  constructor(cfg: DetrBackboneConfig, inChans: number) {
+  /** frozenBatchNorm false keeps trainable BatchNorm2d (pretraining the trunk as a classifier). */
+  constructor(cfg: DetrBackboneConfig, inChans: number, options: { frozenBatchNorm?: boolean } = {}) {
     super();
     const n = cfg.layers.length;
     const outStage = cfg.outStage ?? n;
@@ -151,7 +152,7 @@ export class DetrResNetBackbone extends Module {
       (this as unknown as Record<string, Module>)[`layer${i + 1}`] = stage;
     });
     this.outChannels = cfg.channels[outStage - 1] * (cfg.block === 'basic' ? 1 : 4);
-    freezeBatchNorm2d(this);
+    if (options.frozenBatchNorm ?? true) freezeBatchNorm2d(this);
   }
 
   /** (B, C, H, W) → (B, outChannels, H/2^(outStage+1), W/2^(outStage+1)). */
@@ -713,26 +714,40 @@ export function hungarianMatch(
     const [B, Q, C] = prediction.logits.shape;
     checkDetrTargets(targets, B, C - 1, 'hungarianMatch');
     const prob = softmax(prediction.logits, -1).data; // (B, Q, C)
-    const boxes = prediction.predBoxes;
-    return targets.map((t, b) => {
-      const labels = targetLabels(t);
-      const T = labels.length;
-      if (T === 0) return { queries: [], targets: [] };
-      const predB = new Tensor(boxes.data.slice(b * Q * 4, (b + 1) * Q * 4), [Q, 4]);
-      const giou = generalizedBoxIou(
-        boxConvert(predB, 'cxcywh', 'xyxy'),
-        boxConvert(t.boxes, 'cxcywh', 'xyxy'),
-      ).data;
+    const pred = prediction.predBoxes.data; // (B, Q, 4)
+    const allLabels = targets.map(targetLabels);
+    const total = allLabels.reduce((s, l) => s + l.length, 0);
+    if (total === 0) return targets.map(() => ({ queries: [], targets: [] }));
+    // One GIoU matrix for the whole batch, (B*Q, T_total), as DETR computes it; each image reads its block.
+    const tgtBoxes = new Float32Array(4 * total);
+    let offset = 0;
+    for (const t of targets) {
+      tgtBoxes.set(t.boxes.data, 4 * offset);
+      offset += t.boxes.shape[0];
+    }
+    const giou = generalizedBoxIou(
+      boxConvert(reshape(prediction.predBoxes.detach(), [B * Q, 4]), 'cxcywh', 'xyxy'),
+      boxConvert(new Tensor(tgtBoxes, [total, 4]), 'cxcywh', 'xyxy'),
+    ).data;
+    offset = 0;
+    return allLabels.map((labels, b) => {
+      const first = offset;
+      offset += labels.length;
+      if (labels.length === 0) return { queries: [], targets: [] };
       const cost: number[][] = [];
       for (let q = 0; q < Q; q++) {
-        const row: number[] = [];
-        for (let k = 0; k < T; k++) {
-          let l1 = 0;
-          for (let c = 0; c < 4; c++) l1 += Math.abs(predB.data[4 * q + c] - t.boxes.data[4 * k + c]);
-          const p = prob[(b * Q + q) * C + labels[k]];
-          row.push(costs.bboxCost * l1 - costs.classCost * p - costs.giouCost * giou[q * T + k]);
-        }
-        cost.push(row);
+        const row = b * Q + q;
+        cost.push(
+          labels.map((label, k) => {
+            let l1 = 0;
+            for (let c = 0; c < 4; c++) l1 += Math.abs(pred[4 * row + c] - tgtBoxes[4 * (first + k) + c]);
+            return (
+              costs.bboxCost * l1 -
+              costs.classCost * prob[row * C + label] -
+              costs.giouCost * giou[row * total + first + k]
+            );
+          }),
+        );
       }
       const r = linearSumAssignment(cost);
       return { queries: r.rows, targets: r.cols };
@@ -781,7 +796,10 @@ export function detrLoss(
     parts[`loss_ce${suffix}`] = ce.item();
     parts[`loss_bbox${suffix}`] = bbox.item();
     parts[`loss_giou${suffix}`] = giou.item();
-    const weighted = add(add(ce, bbox.mul(config.bboxLossCoefficient)), giou.mul(config.giouLossCoefficient));
+    const weighted = add(
+      add(ce, mul(bbox, config.bboxLossCoefficient)),
+      mul(giou, config.giouLossCoefficient),
+    );
     total = total ? add(total, weighted) : weighted;
   }
   parts.cardinality_error = cardinalityError(output.logits, targets);
@@ -814,7 +832,7 @@ function setLosses(
     weight: new Tensor(weight, [C]),
   });
   if (flatQueries.length === 0) {
-    const zero = tensor([0]).reshape([]);
+    const zero = scalar(0);
     return { ce, bbox: zero, giou: zero };
   }
   const src = indexSelect(
@@ -823,11 +841,14 @@ function setLosses(
     new Tensor(Float64Array.from(flatQueries), [flatQueries.length]),
   );
   const tgt = new Tensor(Float32Array.from(matchedBoxes), [flatQueries.length, 4]);
-  const bbox = l1Loss(src, tgt, { reduction: 'sum' }).div(numBoxes);
-  const giou = generalizedBoxIouLoss(boxConvert(src, 'cxcywh', 'xyxy'), boxConvert(tgt, 'cxcywh', 'xyxy'), {
-    eps: 0,
-    reduction: 'sum',
-  }).div(numBoxes);
+  const bbox = div(l1Loss(src, tgt, { reduction: 'sum' }), numBoxes);
+  const giou = div(
+    generalizedBoxIouLoss(boxConvert(src, 'cxcywh', 'xyxy'), boxConvert(tgt, 'cxcywh', 'xyxy'), {
+      eps: 0,
+      reduction: 'sum',
+    }),
+    numBoxes,
+  );
   return { ce, bbox, giou };
 }
 

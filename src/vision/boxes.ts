@@ -8,7 +8,7 @@
 import { add, clamp, div, exp, log, maximum, minimum, mul, sub } from '../ops/elementwise.js';
 import { mean, sum } from '../ops/reduce.js';
 import { reshape, select, slice, stack, unbind, unsqueeze } from '../ops/shape.js';
-import { record } from '../tensor/autograd.js';
+import { isGradEnabled, record } from '../tensor/autograd.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -95,9 +95,45 @@ function interUnion(boxes1: Tensor, boxes2: Tensor): { inter: Tensor; union: Ten
   return { inter, union };
 }
 
+/**
+ * Pairwise IoU or GIoU without a graph: the matchers' hot path (queries x targets, anchors x
+ * ground truth), where composing a dozen broadcast ops would dominate the cost.
+ */
+function pairwiseRaw(boxes1: Tensor, boxes2: Tensor, generalized: boolean): Tensor {
+  const n = boxes1.shape[0];
+  const m = boxes2.shape[0];
+  const a = boxes1.data;
+  const b = boxes2.data;
+  const out = new Float32Array(n * m);
+  for (let i = 0; i < n; i++) {
+    const [ax1, ay1, ax2, ay2] = [a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]];
+    const areaA = (ax2 - ax1) * (ay2 - ay1);
+    for (let j = 0; j < m; j++) {
+      const [bx1, by1, bx2, by2] = [b[4 * j], b[4 * j + 1], b[4 * j + 2], b[4 * j + 3]];
+      const inter =
+        Math.max(0, Math.min(ax2, bx2) - Math.max(ax1, bx1)) *
+        Math.max(0, Math.min(ay2, by2) - Math.max(ay1, by1));
+      const union = areaA + (bx2 - bx1) * (by2 - by1) - inter;
+      let v = inter / union;
+      if (generalized) {
+        const enclosing =
+          (Math.max(ax2, bx2) - Math.min(ax1, bx1)) * (Math.max(ay2, by2) - Math.min(ay1, by1));
+        v -= (enclosing - union) / enclosing;
+      }
+      out[i * m + j] = v;
+    }
+  }
+  return new Tensor(out, [n, m]);
+}
+
+function tracked(boxes1: Tensor, boxes2: Tensor): boolean {
+  return isGradEnabled() && (boxes1.requiresGrad || boxes2.requiresGrad);
+}
+
 /** torchvision.ops.box_iou: (N, 4), (M, 4) xyxy → (N, M) intersection over union. */
 export function boxIou(boxes1: Tensor, boxes2: Tensor): Tensor {
   checkPair(boxes1, boxes2, 'boxIou');
+  if (!tracked(boxes1, boxes2)) return pairwiseRaw(boxes1, boxes2, false);
   const { inter, union } = interUnion(boxes1, boxes2);
   return div(inter, union);
 }
@@ -108,6 +144,7 @@ export function boxIou(boxes1: Tensor, boxes2: Tensor): Tensor {
  */
 export function generalizedBoxIou(boxes1: Tensor, boxes2: Tensor): Tensor {
   checkPair(boxes1, boxes2, 'generalizedBoxIou');
+  if (!tracked(boxes1, boxes2)) return pairwiseRaw(boxes1, boxes2, true);
   const { inter, union } = interUnion(boxes1, boxes2);
   const a = unsqueeze(boxes1, 1);
   const lt = minimum(slice(a, 2, 0, 2), slice(boxes2, 1, 0, 2));
