@@ -46,6 +46,8 @@ function isDType(v: unknown): v is SafetensorsDType {
 const MAX_HEADER = 100_000_000;
 /** No framework writes more dims than this; a longer shape is a corrupt header. */
 const MAX_DIMS = 64;
+/** A header nests 3 levels (object, entry, shape); far deeper nesting is rejected before parsing. */
+const MAX_NESTING = 16;
 
 export interface SafetensorsFile {
   tensors: Map<string, Tensor>;
@@ -185,6 +187,22 @@ function isJsonSpace(ch: number): boolean {
   return ch === 0x20 || ch === 0x09 || ch === 0x0a || ch === 0x0d;
 }
 
+/** Whether brackets nest deeper than `limit` (strings skipped); tolerates invalid JSON. */
+function nestsDeeperThan(text: string, limit: number): boolean {
+  const n = text.length;
+  let depth = 0;
+  for (let i = 0; i < n; i++) {
+    const ch = text.charCodeAt(i);
+    if (ch === 0x22 /* " */) {
+      i++;
+      while (i < n && text.charCodeAt(i) !== 0x22) i += text.charCodeAt(i) === 0x5c /* \ */ ? 2 : 1;
+    } else if (ch === 0x7b /* { */ || ch === 0x5b /* [ */) {
+      if (++depth > limit) return true;
+    } else if (ch === 0x7d /* } */ || ch === 0x5d /* ] */) depth--;
+  }
+  return false;
+}
+
 /**
  * The first key that appears twice in one JSON object, or null. `text` must already be valid JSON
  * (JSON.parse silently keeps the last duplicate, which would let two readers see different tensors).
@@ -224,9 +242,15 @@ function planHeader(
   let header: unknown;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+  } catch {
+    fail(source, 'header is not valid UTF-8');
+  }
+  // Building a million nested arrays only to reject them would take seconds.
+  if (nestsDeeperThan(text, MAX_NESTING)) fail(source, `header nests deeper than ${MAX_NESTING} levels`);
+  try {
     header = JSON.parse(text);
   } catch (e) {
-    fail(source, `header is not valid UTF-8 JSON (${(e as Error).message.slice(0, 120)})`);
+    fail(source, `header is not valid JSON (${(e as Error).message.slice(0, 120)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) {
     fail(source, `header must be a JSON object, got ${preview(header)}`);

@@ -288,11 +288,11 @@ describe('safetensors errors name the file and the problem', () => {
       craft(ok, 8, 2n ** 64n - 1n),
       /header length 18446744073709551615 exceeds the 100 MB limit/,
     ],
-    ['header not JSON', craft('{"w": {', 8), /header is not valid UTF-8 JSON/],
+    ['header not JSON', craft('{"w": {', 8), /header is not valid JSON/],
     [
       'header not UTF-8',
       craft(new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), 0),
-      /header is not valid UTF-8 JSON/,
+      /header is not valid UTF-8$/,
     ],
     ['header an array', craft('[1, 2]', 0), /header must be a JSON object, got \[1, 2\]/],
     [
@@ -424,16 +424,11 @@ describe('safetensors errors name the file and the problem', () => {
     );
     assert.throws(() => readSafetensors(dir), /not a regular file/);
   });
-  test('a deeply nested or huge header value gives a short message, not a stack overflow', () => {
-    const deep = `{"w":{"dtype":"F32","shape":${'['.repeat(50000)}${']'.repeat(50000)},"data_offsets":[0,0]}}`;
-    assert.throws(
-      () => parseSafetensors(craft(deep)),
-      (e: Error) => {
-        assert.ok(e instanceof SafetensorsError, String(e));
-        assert.ok(e.message.length < 300, e.message);
-        return true;
-      },
-    );
+  test('deep nesting is rejected before parsing; odd values give a short message, not a stack overflow', () => {
+    const deep = `{"w":{"dtype":"F32","shape":${'['.repeat(1e6)}${']'.repeat(1e6)},"data_offsets":[0,0]}}`;
+    assert.throws(() => parseSafetensors(craft(deep)), /header nests deeper than 16 levels/);
+    const nested = `{"w":{"dtype":"F32","shape":${'['.repeat(10)}${']'.repeat(10)},"data_offsets":[0,0]}}`;
+    assert.throws(() => parseSafetensors(craft(nested)), /invalid shape \[\[\.\.\.\]\]/);
     const longName = 'n'.repeat(100000);
     assert.throws(
       () => parseSafetensors(craft({ [longName]: 1 })),
