@@ -177,6 +177,59 @@ export function checkDiscardRatio(fn: string, ratio: number): void {
   }
 }
 
+/** Where the maps are read: which tokens are not patches, which rows, on which grid. */
+export interface MapOptions {
+  /** Tokens before the patch tokens: 1 for a class token, 2 for DeiT distilled, + registers. Default 1. */
+  prefixTokens?: number;
+  /**
+   * The token(s) whose maps are made. Default: the class token (0), or all tokens together when
+   * prefixTokens is 0. For DeiT distilled pass [0, 1] for the class and distillation tokens.
+   */
+  tokenIndex?: number | readonly number[];
+  /** The patch grid (gh, gw). Default: the square grid of the N - prefixTokens patch tokens. */
+  gridSize?: readonly [number, number];
+}
+
+/** The options rollout and flow share: how layers become transition matrices, and the maps. */
+export interface TransitionOptions extends MapOptions {
+  /** How the heads of a layer are combined. Default 'mean'. */
+  headFusion?: HeadFusion;
+  /** Fraction in [0, 1) of the lowest fused weights set to zero per layer and image. Default 0. */
+  discardRatio?: number;
+}
+
+/** Maps on the patch grid, each scaled to max 1. */
+export interface TokenMaps {
+  /** (B, gh, gw) the first source token's map */
+  map: Tensor;
+  /** (B, T, gh, gw) one map per source token (T = 1 without a class token) */
+  maps: Tensor;
+}
+
+/** Checks the attention and the options and computes the transition matrices (one per layer). */
+export function prepareTransitions(fn: string, attentions: readonly Tensor[], options: TransitionOptions) {
+  const dims = attentionDims(fn, attentions);
+  const headFusion = checkHeadFusion(fn, options.headFusion ?? 'mean');
+  const discardRatio = options.discardRatio ?? 0;
+  checkDiscardRatio(fn, discardRatio);
+  const where = resolveMapOptions(fn, dims.tokens, options);
+  const transitions = transitionMatrices(fn, attentions, {
+    headFusion,
+    discardRatio,
+    prefixTokens: where.prefixTokens,
+  });
+  return { ...dims, ...where, transitions };
+}
+
+/** MapOptions checked against the token count, defaults filled in. */
+export function resolveMapOptions(fn: string, tokens: number, options: MapOptions) {
+  const prefixTokens = options.prefixTokens ?? 1;
+  checkPrefix(fn, prefixTokens, tokens);
+  const grid = resolveGrid(fn, tokens - prefixTokens, options.gridSize);
+  const sources = resolveSources(fn, options.tokenIndex, prefixTokens, tokens);
+  return { prefixTokens, grid, sources };
+}
+
 /**
  * The per-layer transition matrices of Abnar & Zuidema: heads fused, the lowest weights discarded,
  * the residual added and rows renormalized. Returns one (B, N, N) Float64Array per layer.

@@ -13,16 +13,11 @@
  */
 import { Tensor } from '../tensor/tensor.js';
 import {
-  attentionDims,
-  checkDiscardRatio,
-  checkHeadFusion,
-  checkPrefix,
   firstMap,
-  type HeadFusion,
-  resolveGrid,
-  resolveSources,
+  prepareTransitions,
   rowMaps,
-  transitionMatrices,
+  type TokenMaps,
+  type TransitionOptions,
 } from './attention.js';
 
 /** Residual capacities at or below this count as saturated (capacities are weights in [0, 1]). */
@@ -227,40 +222,24 @@ export class LayeredFlowNetwork {
   }
 }
 
-export interface FlowOptions {
-  /** How the heads of a layer are combined into capacities. Default 'mean'. */
-  headFusion?: HeadFusion;
-  /** Fraction of the lowest fused weights zeroed per layer before the residual is added. Default 0. */
-  discardRatio?: number;
-  /** Tokens before the patch tokens (1 = class token, 2 = DeiT distilled, + registers). Default 1. */
-  prefixTokens?: number;
-  /**
-   * The output token(s) the flow goes to. Default: the class token (0); with prefixTokens 0, a source
-   * that feeds every output token with capacity 1/N (the flow counterpart of averaging rows).
-   */
-  tokenIndex?: number | readonly number[];
-  gridSize?: readonly [number, number];
-}
+/**
+ * As rollout's options; tokenIndex names the output token(s) the flow goes to. Without a class token
+ * (prefixTokens 0) a source feeds every output token with capacity 1/N, the flow counterpart of
+ * averaging rows.
+ */
+export type FlowOptions = TransitionOptions;
 
-export interface FlowResult {
+export interface FlowResult extends TokenMaps {
   /** (B, T, N): max-flow value from each input token to each output token (or the averaged source) */
   flow: Tensor;
-  /** (B, gh, gw) the first output token's flows from the patch tokens, scaled to max 1 */
-  map: Tensor;
-  /** (B, T, gh, gw) one map per output token */
-  maps: Tensor;
 }
 
 export function attentionFlow(attentions: readonly Tensor[], options: FlowOptions = {}): FlowResult {
-  const fn = 'attentionFlow';
-  const { batch, tokens, layers } = attentionDims(fn, attentions);
-  const headFusion = checkHeadFusion(fn, options.headFusion ?? 'mean');
-  const discardRatio = options.discardRatio ?? 0;
-  checkDiscardRatio(fn, discardRatio);
-  const prefixTokens = options.prefixTokens ?? 1;
-  checkPrefix(fn, prefixTokens, tokens);
-  const grid = resolveGrid(fn, tokens - prefixTokens, options.gridSize);
-  const sources = resolveSources(fn, options.tokenIndex, prefixTokens, tokens);
+  const { batch, tokens, layers, prefixTokens, grid, sources, transitions } = prepareTransitions(
+    'attentionFlow',
+    attentions,
+    options,
+  );
   const sourceVectors =
     sources === 'mean'
       ? [new Float64Array(tokens).fill(1 / tokens)]
@@ -269,8 +248,6 @@ export function attentionFlow(attentions: readonly Tensor[], options: FlowOption
           v[c] = 1;
           return v;
         });
-
-  const transitions = transitionMatrices(fn, attentions, { headFusion, discardRatio, prefixTokens });
   const nn = tokens * tokens;
   const t = sourceVectors.length;
   const values = new Float32Array(batch * t * tokens);

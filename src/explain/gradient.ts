@@ -18,12 +18,12 @@ import { Tensor } from '../tensor/tensor.js';
 import {
   attentionDims,
   chainProduct,
-  checkPrefix,
   firstMap,
-  resolveGrid,
-  resolveSources,
+  type MapOptions,
+  resolveMapOptions,
   rowMaps,
   scaleToMax,
+  type TokenMaps,
 } from './attention.js';
 
 export interface CapturedAttention {
@@ -130,21 +130,11 @@ function checkGradients(fn: string, attentions: readonly Tensor[], gradients: re
   });
 }
 
-export interface GradientMapOptions {
-  /** Tokens before the patch tokens (1 = class token, 2 = DeiT distilled, + registers). Default 1. */
-  prefixTokens?: number;
-  /** Source token(s) of the map; default the class token, or the mean over rows without one. */
-  tokenIndex?: number | readonly number[];
-  gridSize?: readonly [number, number];
-}
+export type GradientMapOptions = MapOptions;
 
-export interface GradRolloutResult {
+export interface GradRolloutResult extends TokenMaps {
   /** (B, N, N) relevance R = (I + Ā_L) ... (I + Ā_1) */
   matrix: Tensor;
-  /** (B, gh, gw) the first source token's relevance over patches, scaled to max 1 */
-  map: Tensor;
-  /** (B, T, gh, gw) */
-  maps: Tensor;
 }
 
 export function gradRollout(
@@ -155,10 +145,7 @@ export function gradRollout(
   const fn = 'gradRollout';
   const { batch, heads, tokens } = attentionDims(fn, attentions);
   checkGradients(fn, attentions, gradients);
-  const prefixTokens = options.prefixTokens ?? 1;
-  checkPrefix(fn, prefixTokens, tokens);
-  const grid = resolveGrid(fn, tokens - prefixTokens, options.gridSize);
-  const sources = resolveSources(fn, options.tokenIndex, prefixTokens, tokens);
+  const { prefixTokens, grid, sources } = resolveMapOptions(fn, tokens, options);
   const nn = tokens * tokens;
   // Per layer I + Ā with Ā = mean_h relu(∇A ⊙ A), so that R ← R + Ā R is R ← (I + Ā) R.
   const steps = attentions.map((attn, l) => {
@@ -198,14 +185,12 @@ export function tokenGradCam(
   attentions: readonly Tensor[],
   gradients: readonly Tensor[],
   options: TokenGradCamOptions = {},
-): { map: Tensor; maps: Tensor } {
+): TokenMaps {
   const fn = 'tokenGradCam';
   const { batch, heads, tokens, layers } = attentionDims(fn, attentions);
   checkGradients(fn, attentions, gradients);
-  const prefixTokens = options.prefixTokens ?? 1;
-  checkPrefix(fn, prefixTokens, tokens);
-  const [gh, gw] = resolveGrid(fn, tokens - prefixTokens, options.gridSize);
-  const sources = resolveSources(fn, options.tokenIndex, prefixTokens, tokens);
+  const { prefixTokens, grid, sources } = resolveMapOptions(fn, tokens, options);
+  const [gh, gw] = grid;
   const layerOption = options.layer ?? -1;
   const layer = layerOption < 0 ? layers + layerOption : layerOption;
   if (!Number.isInteger(layer) || layer < 0 || layer >= layers) {
