@@ -1,6 +1,8 @@
 """Torch reference values for test/ops/loss.test.ts and test/ops/batch_norm.test.ts.
 
-Run with Debian's torch: /usr/bin/python3 tools/torch_loss_reference.py > test/ops/loss_reference.json
+Run with Debian's torch, then format for the linter:
+  /usr/bin/python3 tools/torch_loss_reference.py > test/ops/loss_reference.json
+  npx biome format --write test/ops/loss_reference.json
 Every case stores its inputs and torch's outputs (float32 values as JSON numbers); gradients are of
 sum(output * upstream) with the stored upstream, or of the scalar output itself.
 """
