@@ -233,7 +233,8 @@ export function loadHfModel(
 ): { model: ImageClassifier; report: CheckpointReport } {
   const cfg = readConfig(config);
   const { stateDict, dtypes } = readCheckpoint(weightsPath);
-  const model = modelFromHfConfig(cfg, stateDict.keys());
+  // The checkpoint replaces every weight: skip the random init.
+  const model = modelFromHfConfig(cfg, stateDict.keys(), { weightInit: 'skip' });
   const report = applyCheckpoint(model, weightsPath, stateDict, dtypes, { config: cfg });
   return { model, report };
 }

@@ -3,6 +3,8 @@
  * forward that can also hand back every block's attention probabilities, the pretrained (eval)
  * configuration, and the per-family checkpoint filter that maps foreign key names onto timm's.
  */
+import { truncNormal_, zeros_ } from '../nn/init.js';
+import { Linear } from '../nn/linear.js';
 import { Module, type StateDict } from '../nn/module.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -88,6 +90,22 @@ export abstract class ImageClassifier extends Module {
       );
     }
     return [x.shape[0], x.shape[2], x.shape[3]];
+  }
+}
+
+/**
+ * 'skip' leaves the layers' default initialization (timm's weight_init='skip'): for weights that a
+ * checkpoint is about to replace, it saves the seconds a large model's init takes.
+ */
+export type WeightInit = '' | 'skip';
+
+/** timm's trunc_normal_(std=.02) Linear weights with zero biases (init_weights_vit_timm and friends). */
+export function initLinearsTimm(model: Module): void {
+  for (const [, m] of model.namedModules()) {
+    if (m instanceof Linear) {
+      truncNormal_(m.weight, 0.02);
+      if (m.bias) zeros_(m.bias);
+    }
   }
 }
 

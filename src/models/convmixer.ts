@@ -11,7 +11,7 @@ import { BatchNorm2d } from '../nn/norm.js';
 import { add } from '../ops/elementwise.js';
 import { mean } from '../ops/reduce.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type FeatureOptions, ImageClassifier, resolveConfig } from './classifier.js';
+import { type FeatureOptions, ImageClassifier, resolveConfig, type WeightInit } from './classifier.js';
 
 export interface ConvMixerConfig {
   dim: number;
@@ -23,6 +23,8 @@ export interface ConvMixerConfig {
   globalPool: 'avg' | '';
   actLayer: 'gelu' | 'relu';
   dropRate: number;
+  /** Accepted for a uniform API: ConvMixer keeps torch's default layer init either way (as timm). */
+  weightInit: WeightInit;
 }
 
 export const CONVMIXER_DEFAULTS: ConvMixerConfig = {
@@ -35,6 +37,7 @@ export const CONVMIXER_DEFAULTS: ConvMixerConfig = {
   globalPool: 'avg',
   actLayer: 'gelu',
   dropRate: 0,
+  weightInit: '',
 };
 
 /** fn(x) + x, named `fn` as in timm. */

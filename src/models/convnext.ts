@@ -5,7 +5,6 @@
  * ConvNextForImageClassification / ConvNextModel names.
  */
 import { Conv2d } from '../nn/conv.js';
-import { truncNormal_, zeros_ } from '../nn/init.js';
 import { DropPath, Dropout, GELU, Mlp } from '../nn/layers.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
 import {
@@ -27,6 +26,8 @@ import {
   type FeatureOptions,
   type FilteredCheckpoint,
   ImageClassifier,
+  initLinearsTimm,
+  type WeightInit,
   resolveConfig,
 } from './classifier.js';
 import { hfActivation, hfNumLabels } from './vit.js';
@@ -49,6 +50,7 @@ export interface ConvNextConfig {
   /** Eps of the head's norm when it differs (Hugging Face uses config.layer_norm_eps there). */
   headNormEps: number | null;
   actLayer: 'gelu' | 'gelu_tanh';
+  weightInit: WeightInit;
 }
 
 export const CONVNEXT_DEFAULTS: ConvNextConfig = {
@@ -67,6 +69,7 @@ export const CONVNEXT_DEFAULTS: ConvNextConfig = {
   normEps: 1e-6,
   headNormEps: null,
   actLayer: 'gelu',
+  weightInit: '',
 };
 
 const IGNORED_KWARGS = ['head_init_scale', 'output_stride'];
@@ -217,12 +220,7 @@ export class ConvNeXt extends ImageClassifier {
       cfg.headNormEps ?? cfg.normEps,
       cfg.dropRate,
     );
-    for (const [, m] of this.namedModules()) {
-      if (m instanceof Linear) {
-        truncNormal_(m.weight, 0.02);
-        if (m.bias) zeros_(m.bias);
-      }
-    }
+    if (cfg.weightInit !== 'skip') initLinearsTimm(this);
   }
 
   /** (B, C, H, W) → (B, C_last, H/32, W/32). */
@@ -290,6 +288,7 @@ export function filterConvNextCheckpoint(sd: StateDict): FilteredCheckpoint {
 export function convnextFromHfConfig(
   config: Record<string, unknown>,
   architecture: 'classification' | 'bare',
+  weightInit: WeightInit = '',
 ): ConvNeXt {
   const ls = config.layer_scale_init_value ?? 1e-6;
   return new ConvNeXt({
@@ -303,5 +302,6 @@ export function convnextFromHfConfig(
     normEps: 1e-6,
     headNormEps: Number(config.layer_norm_eps ?? 1e-12),
     numClasses: architecture === 'bare' ? 0 : hfNumLabels(config),
+    weightInit,
   });
 }

@@ -3,7 +3,6 @@
  * tokens (an MLP over the token axis) and across channels (an MLP over features), mean-pooled into
  * a linear head. No attention: captureAttention returns an empty list.
  */
-import { truncNormal_, zeros_ } from '../nn/init.js';
 import { DropPath, Dropout, GELU, Mlp } from '../nn/layers.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
 import { Identity, Module, ModuleList, type TensorModule } from '../nn/module.js';
@@ -11,7 +10,14 @@ import { add } from '../ops/elementwise.js';
 import { mean } from '../ops/reduce.js';
 import { reshape, transpose } from '../ops/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type FeatureOptions, ImageClassifier, pair, resolveConfig } from './classifier.js';
+import {
+  type FeatureOptions,
+  ImageClassifier,
+  initLinearsTimm,
+  type WeightInit,
+  pair,
+  resolveConfig,
+} from './classifier.js';
 import { PatchEmbed } from './vit.js';
 
 export interface MixerConfig {
@@ -29,6 +35,7 @@ export interface MixerConfig {
   projDropRate: number;
   dropPathRate: number;
   normEps: number;
+  weightInit: WeightInit;
 }
 
 export const MIXER_DEFAULTS: MixerConfig = {
@@ -45,6 +52,7 @@ export const MIXER_DEFAULTS: MixerConfig = {
   projDropRate: 0,
   dropPathRate: 0,
   normEps: 1e-6,
+  weightInit: '',
 };
 
 const IGNORED_KWARGS = ['nlhb'];
@@ -135,12 +143,7 @@ export class MlpMixer extends ImageClassifier {
     this.norm = new LayerNorm(cfg.embedDim, { eps: cfg.normEps });
     this.head_drop = new Dropout(cfg.dropRate);
     this.head = cfg.numClasses > 0 ? new Linear(cfg.embedDim, cfg.numClasses) : new Identity();
-    for (const [, m] of this.namedModules()) {
-      if (m instanceof Linear) {
-        truncNormal_(m.weight, 0.02);
-        if (m.bias) zeros_(m.bias);
-      }
-    }
+    if (cfg.weightInit !== 'skip') initLinearsTimm(this);
   }
 
   /** (B, C, H, W) → (B, N, D); the token MLP fixes N, so the input size is fixed. */

@@ -12,6 +12,7 @@ import {
   type ImageClassifier,
   type Interpolation,
   type PretrainedConfig,
+  type WeightInit,
 } from './classifier.js';
 import { ConvMixer } from './convmixer.js';
 import { ConvNeXt, convnextFromHfConfig } from './convnext.js';
@@ -316,7 +317,9 @@ export function hfArchitectureFromKeys(keys: Iterable<string>): 'classification'
 export function modelFromHfConfig(
   config: Record<string, unknown>,
   checkpointKeys?: Iterable<string>,
+  options: { weightInit?: WeightInit } = {},
 ): ImageClassifier {
+  const init = options.weightInit ?? '';
   const declared = Array.isArray(config.architectures) ? String(config.architectures[0]) : undefined;
   let arch: 'classification' | 'teacher' | 'bare';
   if (declared) {
@@ -334,18 +337,18 @@ export function modelFromHfConfig(
   switch (type) {
     case 'vit':
       model = defaultPretrained(
-        vitFromHfConfig(config, arch === 'teacher' ? 'classification' : arch),
+        vitFromHfConfig(config, arch === 'teacher' ? 'classification' : arch, init),
         true,
         'bilinear',
         1,
       );
       break;
     case 'deit':
-      model = defaultPretrained(vitFromHfConfig(config, arch), false, 'bicubic', 0.875);
+      model = defaultPretrained(vitFromHfConfig(config, arch, init), false, 'bicubic', 0.875);
       break;
     case 'swin':
       model = defaultPretrained(
-        swinFromHfConfig(config, arch === 'bare' ? 'bare' : 'classification'),
+        swinFromHfConfig(config, arch === 'bare' ? 'bare' : 'classification', init),
         false,
         'bicubic',
         1,
@@ -353,7 +356,7 @@ export function modelFromHfConfig(
       break;
     case 'convnext':
       model = defaultPretrained(
-        convnextFromHfConfig(config, arch === 'bare' ? 'bare' : 'classification'),
+        convnextFromHfConfig(config, arch === 'bare' ? 'bare' : 'classification', init),
         false,
         'bilinear',
         0.875,
@@ -361,7 +364,7 @@ export function modelFromHfConfig(
       break;
     case 'resnet':
       model = defaultPretrained(
-        resnetFromHfConfig(config, arch === 'bare' ? 'bare' : 'classification'),
+        resnetFromHfConfig(config, arch === 'bare' ? 'bare' : 'classification', init),
         false,
         'bilinear',
         0.875,
@@ -394,12 +397,13 @@ export function hfLabels(config: Record<string, unknown>): string[] | undefined 
 export function createModelFromConstructor(
   ctor: string,
   kwargs: Kwargs = {},
-  options: { hfConfig?: Record<string, unknown> } = {},
+  options: { hfConfig?: Record<string, unknown>; weightInit?: WeightInit } = {},
 ): ImageClassifier {
+  const weightInit = options.weightInit ?? '';
   const resnetBlock = /^timm\.models\.resnet\.ResNet\((Bottleneck|BasicBlock)\)$/.exec(ctor);
   if (resnetBlock) {
     return defaultPretrained(
-      new ResNet({ ...kwargs, block: resnetBlock[1] === 'Bottleneck' ? 'bottleneck' : 'basic' }),
+      new ResNet({ ...kwargs, block: resnetBlock[1] === 'Bottleneck' ? 'bottleneck' : 'basic', weightInit }),
       false,
       'bicubic',
       0.95,
@@ -408,17 +412,22 @@ export function createModelFromConstructor(
   const family = TIMM_CONSTRUCTORS[ctor];
   if (family) {
     const inception = family === 'vit' || family === 'mixer';
-    return defaultPretrained(BUILDERS[family](kwargs), inception, 'bicubic', inception ? 0.9 : 0.875);
+    return defaultPretrained(
+      BUILDERS[family]({ ...kwargs, weightInit }),
+      inception,
+      'bicubic',
+      inception ? 0.9 : 0.875,
+    );
   }
   if (ctor === 'torchvision.models.VisionTransformer') {
-    return defaultPretrained(vitFromTorchvision(kwargs), false, 'bilinear', 0.875);
+    return defaultPretrained(vitFromTorchvision(kwargs, weightInit), false, 'bilinear', 0.875);
   }
   const hf = /^transformers\.(\w+?)(ForImageClassificationWithTeacher|ForImageClassification|Model)$/.exec(
     ctor,
   );
   if (hf && HF_MODEL_TYPES[hf[1]]) {
     const config = options.hfConfig ?? { ...kwargs, model_type: HF_MODEL_TYPES[hf[1]] };
-    return modelFromHfConfig({ ...config, architectures: [`${hf[1]}${hf[2]}`] });
+    return modelFromHfConfig({ ...config, architectures: [`${hf[1]}${hf[2]}`] }, undefined, { weightInit });
   }
   throw new Error(
     `createModelFromConstructor: '${ctor}' is not supported; supported: ${[

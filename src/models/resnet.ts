@@ -19,6 +19,7 @@ import {
   type FilteredCheckpoint,
   ImageClassifier,
   resolveConfig,
+  type WeightInit,
 } from './classifier.js';
 import { hfNumLabels } from './vit.js';
 
@@ -37,6 +38,7 @@ export interface ResNetConfig {
   channels: number[];
   globalPool: 'avg' | '';
   dropRate: number;
+  weightInit: WeightInit;
 }
 
 export const RESNET_DEFAULTS: ResNetConfig = {
@@ -50,6 +52,7 @@ export const RESNET_DEFAULTS: ResNetConfig = {
   channels: [64, 128, 256, 512],
   globalPool: 'avg',
   dropRate: 0,
+  weightInit: '',
 };
 
 // timm's plain 7x7 stem is 64 wide whatever stem_width says (stem_width sizes its deep stems only).
@@ -221,8 +224,10 @@ export class ResNet extends ImageClassifier {
     this.numFeatures = this.stageChannels[3];
     this.numClasses = cfg.numClasses;
     this.fc = cfg.numClasses > 0 ? new Linear(this.numFeatures, cfg.numClasses) : new Identity();
-    for (const [, m] of this.namedModules()) {
-      if (m instanceof Conv2d) kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
+    if (cfg.weightInit !== 'skip') {
+      for (const [, m] of this.namedModules()) {
+        if (m instanceof Conv2d) kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu' });
+      }
     }
   }
 
@@ -296,6 +301,7 @@ export function filterResNetCheckpoint(sd: StateDict): FilteredCheckpoint {
 export function resnetFromHfConfig(
   config: Record<string, unknown>,
   architecture: 'classification' | 'bare',
+  weightInit: WeightInit = '',
 ): ResNet {
   const block: ResNetBlockType = config.layer_type === 'basic' ? 'basic' : 'bottleneck';
   const expansion = block === 'basic' ? 1 : 4;
@@ -312,5 +318,6 @@ export function resnetFromHfConfig(
     stemChannels: Number(config.embedding_size ?? 64),
     channels: hidden.map((h) => h / expansion),
     numClasses: architecture === 'bare' ? 0 : hfNumLabels(config),
+    weightInit,
   });
 }

@@ -7,8 +7,8 @@
  * Window sizes, shifts and masks follow the actual input, so any input whose patch grid divides into
  * whole windows at every stage works (a stage no larger than the window uses one unshifted window).
  */
+import { truncNormal_ } from '../nn/init.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
-import { truncNormal_, zeros_ } from '../nn/init.js';
 import { DropPath, Dropout, GELU, Mlp } from '../nn/layers.js';
 import { Identity, Module, ModuleList, Parameter, type StateDict, type TensorModule } from '../nn/module.js';
 import { scaledDotProductAttention } from '../ops/attention.js';
@@ -21,6 +21,8 @@ import {
   type FeatureOptions,
   type FilteredCheckpoint,
   ImageClassifier,
+  initLinearsTimm,
+  type WeightInit,
   pair,
   resolveConfig,
 } from './classifier.js';
@@ -46,6 +48,7 @@ export interface SwinConfig {
   /** nn.LayerNorm's default, as timm's Swin uses it. */
   normEps: number;
   actLayer: 'gelu' | 'gelu_tanh';
+  weightInit: WeightInit;
 }
 
 export const SWIN_DEFAULTS: SwinConfig = {
@@ -67,9 +70,10 @@ export const SWIN_DEFAULTS: SwinConfig = {
   dropPathRate: 0.1,
   normEps: 1e-5,
   actLayer: 'gelu',
+  weightInit: '',
 };
 
-const IGNORED_KWARGS = ['weight_init', 'strict_img_size', 'always_partition', 'embed_layer'];
+const IGNORED_KWARGS = ['strict_img_size', 'always_partition', 'embed_layer'];
 
 /** Index into the (2w-1)^2 bias table for every (query, key) pair of a w x w window. */
 function relativePositionIndex(w: number): Int32Array {
@@ -410,12 +414,7 @@ export class SwinTransformer extends ImageClassifier {
     );
     this.norm = new LayerNorm(this.numFeatures, { eps: cfg.normEps });
     this.head = new SwinHead(this.numFeatures, cfg.numClasses, cfg.dropRate);
-    for (const [, m] of this.namedModules()) {
-      if (m instanceof Linear) {
-        truncNormal_(m.weight, 0.02);
-        if (m.bias) zeros_(m.bias);
-      }
-    }
+    if (cfg.weightInit !== 'skip') initLinearsTimm(this);
   }
 
   /** (B, C, H, W) → (B, H/32, W/32, C_last) for the default 4 stages. */
@@ -538,6 +537,7 @@ export function filterSwinCheckpoint(model: SwinTransformer, sd: StateDict): Fil
 export function swinFromHfConfig(
   config: Record<string, unknown>,
   architecture: 'classification' | 'bare',
+  weightInit: WeightInit = '',
 ): SwinTransformer {
   if (config.use_absolute_embeddings) {
     throw new Error('Hugging Face Swin config: use_absolute_embeddings is not supported');
@@ -555,5 +555,6 @@ export function swinFromHfConfig(
     normEps: Number(config.layer_norm_eps ?? 1e-5),
     actLayer: hfActivation(config.hidden_act),
     numClasses: architecture === 'bare' ? 0 : hfNumLabels(config),
+    weightInit,
   });
 }

@@ -6,7 +6,7 @@
  *   image (B, C, H, W) → patches (B, N, D) → [cls, reg..., patches] + pos → blocks → norm → pool → head
  */
 import { Conv2d } from '../nn/conv.js';
-import { truncNormal_, normal_, zeros_ } from '../nn/init.js';
+import { normal_, truncNormal_ } from '../nn/init.js';
 import { DropPath, Dropout, LayerScale, Mlp, GELU } from '../nn/layers.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
 import { Identity, Module, ModuleList, Parameter, type StateDict, type TensorModule } from '../nn/module.js';
@@ -22,6 +22,8 @@ import {
   type FeatureOptions,
   type FilteredCheckpoint,
   ImageClassifier,
+  initLinearsTimm,
+  type WeightInit,
   pair,
   resolveConfig,
 } from './classifier.js';
@@ -62,6 +64,7 @@ export interface VitConfig {
   actLayer: 'gelu' | 'gelu_tanh';
   /** Bias in the patch projection (timm drops it with preNorm). */
   patchBias: boolean | null;
+  weightInit: WeightInit;
 }
 
 export const VIT_DEFAULTS: VitConfig = {
@@ -91,10 +94,11 @@ export const VIT_DEFAULTS: VitConfig = {
   normEps: 1e-6,
   actLayer: 'gelu',
   patchBias: null,
+  weightInit: '',
 };
 
 /** timm kwargs that change nothing at inference or are the defaults glimpse already implements. */
-const IGNORED_KWARGS = ['weight_init', 'fix_init', 'pos_embed', 'embed_layer', 'block_fn'];
+const IGNORED_KWARGS = ['fix_init', 'pos_embed', 'embed_layer', 'block_fn'];
 
 export interface DeitConfig extends VitConfig {
   /** HF DeiTForImageClassification has the distillation token but classifies from the class token only. */
@@ -352,7 +356,7 @@ export class VisionTransformer extends ImageClassifier {
     this.fc_norm = cfg.finalNorm && useFcNorm ? new LayerNorm(D, { eps: cfg.normEps }) : new Identity();
     this.head_drop = new Dropout(cfg.dropRate);
     this.head = cfg.numClasses > 0 ? new Linear(D, cfg.numClasses) : new Identity();
-    initVitLinears(this);
+    if (cfg.weightInit !== 'skip') initLinearsTimm(this);
   }
 
   /** The patch grid for an input of h x w pixels, or the one-line error when the model cannot take it. */
@@ -454,7 +458,8 @@ export class VisionTransformerDistilled extends VisionTransformer {
     this.dist_token = new Parameter(truncNormal_(zeros([1, 1, D]), 0.02));
     const withHead = (distilledHead ?? distilled_head ?? true) as boolean;
     this.head_dist = !withHead ? null : this.numClasses > 0 ? new Linear(D, this.numClasses) : new Identity();
-    if (this.head_dist instanceof Linear) initLinear(this.head_dist);
+    if (this.head_dist instanceof Linear && this.config.weightInit !== 'skip')
+      initLinearsTimm(this.head_dist);
   }
 
   protected override prefixTokens(): Tensor[] {
@@ -481,16 +486,6 @@ export class VisionTransformerDistilled extends VisionTransformer {
     if (options.preLogits) return div(add(cls, dist), 2);
     return div(add(this.head.forward(cls), this.head_dist.forward(dist)), 2);
   }
-}
-
-function initLinear(l: Linear): void {
-  truncNormal_(l.weight, 0.02);
-  if (l.bias) zeros_(l.bias);
-}
-
-/** timm's init_weights_vit_timm: truncated-normal Linear weights, zero biases. */
-function initVitLinears(model: Module): void {
-  for (const [, m] of model.namedModules()) if (m instanceof Linear) initLinear(m);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -639,7 +634,10 @@ export function filterVitCheckpoint(model: VisionTransformer, sd: StateDict): Fi
 }
 
 /** A torchvision VisionTransformer (image_size, patch_size, num_layers, ...) as a timm-named ViT. */
-export function vitFromTorchvision(kwargs: Record<string, unknown>): VisionTransformer {
+export function vitFromTorchvision(
+  kwargs: Record<string, unknown>,
+  weightInit: WeightInit = '',
+): VisionTransformer {
   const known = [
     'image_size',
     'patch_size',
@@ -668,6 +666,7 @@ export function vitFromTorchvision(kwargs: Record<string, unknown>): VisionTrans
     projDropRate: Number(kwargs.dropout ?? 0),
     attnDropRate: Number(kwargs.attention_dropout ?? 0),
     normEps: 1e-6,
+    weightInit,
   });
 }
 
@@ -675,6 +674,7 @@ export function vitFromTorchvision(kwargs: Record<string, unknown>): VisionTrans
 export function vitFromHfConfig(
   config: Record<string, unknown>,
   architecture: 'classification' | 'teacher' | 'bare',
+  weightInit: WeightInit = '',
 ): VisionTransformer {
   const hidden = Number(config.hidden_size ?? 768);
   const common = {
@@ -689,6 +689,7 @@ export function vitFromHfConfig(
     normEps: Number(config.layer_norm_eps ?? 1e-12),
     actLayer: hfActivation(config.hidden_act),
     numClasses: architecture === 'bare' ? 0 : hfNumLabels(config),
+    weightInit,
   };
   if (config.model_type === 'deit') {
     return new VisionTransformerDistilled({ ...common, distilledHead: architecture !== 'classification' });

@@ -26,7 +26,8 @@ async function buildModel(options: ClassifyOptions): Promise<ImageClassifier> {
       'classify: pass --model ID (see glimpse models) or --config config.json of a Hugging Face checkpoint',
     );
   }
-  const model = createModel(options.model);
+  // The checkpoint replaces every weight: skip the random init.
+  const model = createModel(options.model, { weight_init: 'skip' });
   await loadCheckpoint(model, options.weights);
   return model;
 }
