@@ -10,7 +10,7 @@ export {
 } from './checkpoint.js';
 export { type EmaOptions, ModelEma } from './ema.js';
 export { type EpochRecord, JsonlLog, type LogRecord, readLog, type StepRecord } from './log.js';
-export { learningCurveSvg } from './plot.js';
+export { learningCurveSvg, lineChartSvg } from './plot.js';
 export { TrainProgress } from './progress.js';
 export {
   type ClassifierModule,

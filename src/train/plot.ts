@@ -4,7 +4,7 @@
  */
 import type { EpochRecord } from './log.js';
 
-interface Series {
+export interface Series {
   label: string;
   color: string;
   points: Array<[number, number]>;
@@ -13,7 +13,7 @@ interface Series {
 
 const W = 360;
 const H = 240;
-const M = { left: 52, right: 12, top: 28, bottom: 40 };
+const M = { left: 52, right: 24, top: 28, bottom: 40 };
 
 function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (hi <= lo) hi = lo + 1;
@@ -28,15 +28,20 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** `legend`: the corner the curves are least likely to cross (top-right for falling loss, bottom-right for rising accuracy). */
-function panel(
-  title: string,
-  series: Series[],
-  xOffset: number,
-  legend: 'top' | 'bottom',
-  yRange?: [number, number],
-): string {
-  const all = series.flatMap((s) => s.points);
+interface PanelOptions {
+  title: string;
+  xLabel: string;
+  /** The corner the curves are least likely to cross (top-right for falling loss, bottom-right for rising accuracy). */
+  legend: 'top' | 'bottom';
+  yRange?: [number, number];
+  /** Logarithmic x axis with ticks at the data's x values (training-set sizes). */
+  logX?: boolean;
+}
+
+function panel(series: Series[], xOffset: number, options: PanelOptions): string {
+  const { title, xLabel, legend, yRange, logX = false } = options;
+  const tx = (x: number) => (logX ? Math.log10(x) : x);
+  const all = series.flatMap((s) => s.points.map(([x, y]) => [tx(x), y] as [number, number]));
   if (all.length === 0) return '';
   const xs = all.map((p) => p[0]);
   const ys = all.map((p) => p[1]);
@@ -66,20 +71,27 @@ function panel(
     );
     parts.push(`<text x="${xOffset + M.left - 4}" y="${sy(t) + 4}" text-anchor="end">${t}</text>`);
   }
-  for (const t of niceTicks(x0, x1, 6).filter((v) => Number.isInteger(v))) {
+  const xTicks = logX
+    ? [...new Set(series.flatMap((s) => s.points.map((p) => p[0])))].map((v) => [tx(v), v])
+    : niceTicks(x0, x1, 6)
+        .filter((v) => Number.isInteger(v))
+        .map((v) => [v, v]);
+  for (const [t, label] of xTicks) {
     if (t < x0 || t > x1) continue;
-    parts.push(`<text x="${sx(t)}" y="${M.top + ph + 16}" text-anchor="middle">${t}</text>`);
+    parts.push(`<text x="${sx(t)}" y="${M.top + ph + 16}" text-anchor="middle">${label}</text>`);
   }
-  parts.push(`<text x="${xOffset + M.left + pw / 2}" y="${H - 6}" text-anchor="middle">epoch</text>`);
+  parts.push(
+    `<text x="${xOffset + M.left + pw / 2}" y="${H - 6}" text-anchor="middle">${esc(xLabel)}</text>`,
+  );
   series.forEach((s, i) => {
     if (s.points.length === 0) return;
     const d = s.points
-      .map(([x, y], j) => `${j ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`)
+      .map(([x, y], j) => `${j ? 'L' : 'M'}${sx(tx(x)).toFixed(1)},${sy(y).toFixed(1)}`)
       .join(' ');
     const dash = s.dashed ? ' stroke-dasharray="5,3"' : '';
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${dash}/>`);
     for (const [x, y] of s.points)
-      parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${s.color}"/>`);
+      parts.push(`<circle cx="${sx(tx(x)).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${s.color}"/>`);
     const ly = legend === 'top' ? M.top + 14 + 15 * i : M.top + ph - 8 - 15 * (series.length - 1 - i);
     const lx = xOffset + M.left + pw - 100;
     parts.push(
@@ -113,8 +125,32 @@ export function learningCurveSvg(records: readonly EpochRecord[], title = 'train
     `<title>${esc(title)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${W}" y="${H + 14}" text-anchor="middle" fill="#555">${esc(title)}</text>`,
-    panel('loss', loss, 0, 'top'),
-    panel('top-1 accuracy', acc, W, 'bottom', [accLo, 1]),
+    panel(loss, 0, { title: 'loss', xLabel: 'epoch', legend: 'top' }),
+    panel(acc, W, { title: 'top-1 accuracy', xLabel: 'epoch', legend: 'bottom', yRange: [accLo, 1] }),
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+
+/** One line chart (e.g. test accuracy against training-set size, log x) as an SVG. */
+export function lineChartSvg(
+  series: ReadonlyArray<{ label: string; points: Array<[number, number]> }>,
+  options: {
+    title: string;
+    xLabel: string;
+    logX?: boolean;
+    yRange?: [number, number];
+    legend?: 'top' | 'bottom';
+  },
+): string {
+  const colored = series.map((s, i) => ({ ...s, color: PALETTE[i % PALETTE.length] }));
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<title>${esc(options.title)}</title>`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    panel(colored, 0, { legend: 'bottom', ...options }),
     '</svg>',
     '',
   ].join('\n');

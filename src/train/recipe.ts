@@ -222,6 +222,22 @@ export async function runRecipe(
   return { ...result, model };
 }
 
+/**
+ * Trains `recipe` into `outDir`, or continues it there when a checkpoint exists (a finished run
+ * just returns its history): how the long scripts survive interruptions by being run again.
+ */
+export function runOrResume(
+  recipe: TrainRecipe,
+  outDir: string,
+  options: Omit<RunRecipeOptions, 'outDir' | 'resume'> = {},
+): Promise<TrainResult & { model: ImageClassifier }> {
+  return runRecipe(recipe, {
+    ...options,
+    outDir,
+    resume: existsSync(join(outDir, 'checkpoint.safetensors')),
+  });
+}
+
 /** The recipe a run was started with, from its checkpoint's settings (what `glimpse train --resume` continues). */
 export function recipeFromCheckpointConfig(config: Record<string, unknown>): TrainRecipe {
   const mixup = config.mixup as { mixupAlpha?: number; cutmixAlpha?: number } | null;

@@ -24,8 +24,9 @@ import {
 } from '../../src/train/checkpoint.js';
 import { ModelEma } from '../../src/train/ema.js';
 import { JsonlLog, readLog, type EpochRecord } from '../../src/train/log.js';
-import { learningCurveSvg } from '../../src/train/plot.js';
+import { learningCurveSvg, lineChartSvg } from '../../src/train/plot.js';
 import { evaluate, train } from '../../src/train/trainer.js';
+import { assertClose } from '../helpers/assert.js';
 import { LookupTeacher, runTiny, sliceData, TinyDistilled, TinyMlp, tinyRunOptions } from './helpers/tiny.js';
 
 const root = mkdtempSync(join(tmpdir(), 'glimpse-train-'));
@@ -307,6 +308,38 @@ describe('logs and plots', () => {
     assert.ok(svg.includes('vit &lt;tiny&gt; &amp; co'));
     assert.ok(svg.includes('eval (EMA)'));
     assert.ok(svg.trim().endsWith('</svg>'));
+  });
+
+  test('a log-x line chart puts every point inside the plot, ticks at the data sizes', () => {
+    const svg = lineChartSvg(
+      [
+        {
+          label: 'ViT',
+          points: [
+            [1000, 0.7],
+            [10000, 0.85],
+            [60000, 0.9],
+          ],
+        },
+        {
+          label: 'ResNet',
+          points: [
+            [1000, 0.8],
+            [10000, 0.9],
+            [60000, 0.93],
+          ],
+        },
+      ],
+      { title: 'accuracy vs data', xLabel: 'training images', logX: true },
+    );
+    const width = Number(svg.match(/width="(\d+)"/)![1]);
+    const xs = [...svg.matchAll(/<circle cx="([\d.]+)"/g)].map((m) => Number(m[1]));
+    assert.equal(xs.length, 6);
+    for (const x of xs) assert.ok(x > 0 && x < width, `point at x=${x} outside 0..${width}`);
+    // log scale: 10000 sits log10(10)/log10(60) of the way from 1000 to 60000
+    const [a, b, c] = xs;
+    assertClose([(b - a) / (c - a)], [1 / Math.log10(60)], 1e-3);
+    for (const tick of ['>1000<', '>10000<', '>60000<']) assert.ok(svg.includes(tick), tick);
   });
 });
 
