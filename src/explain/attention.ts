@@ -74,16 +74,17 @@ export function resolveGrid(
 }
 
 /**
- * The query rows a map is read from: the given token indices, or, by default, the class token (0)
- * when there are prefix tokens and the mean over all rows when there are none (`'mean'`).
+ * The query rows a map is read from: the given token indices, or `'mean'` (the mean over all rows);
+ * by default the class token (0) when there are prefix tokens and the mean when there are none.
  */
 export function resolveSources(
   fn: string,
-  tokenIndex: number | readonly number[] | undefined,
+  tokenIndex: number | readonly number[] | 'mean' | undefined,
   prefixTokens: number,
   tokens: number,
 ): number[] | 'mean' {
   if (tokenIndex === undefined) return prefixTokens > 0 ? [0] : 'mean';
+  if (tokenIndex === 'mean') return 'mean';
   const list = typeof tokenIndex === 'number' ? [tokenIndex] : [...tokenIndex];
   if (list.length === 0) throw new Error(`${fn}: tokenIndex is an empty list; give at least one token`);
   for (const t of list) {
@@ -182,10 +183,11 @@ export interface MapOptions {
   /** Tokens before the patch tokens: 1 for a class token, 2 for DeiT distilled, + registers. Default 1. */
   prefixTokens?: number;
   /**
-   * The token(s) whose maps are made. Default: the class token (0), or all tokens together when
-   * prefixTokens is 0. For DeiT distilled pass [0, 1] for the class and distillation tokens.
+   * The token(s) whose maps are made, or 'mean' for all rows together (models without a class
+   * token). Default: the class token (0), or 'mean' when prefixTokens is 0. For DeiT distilled pass
+   * [0, 1] for the class and distillation tokens.
    */
-  tokenIndex?: number | readonly number[];
+  tokenIndex?: number | readonly number[] | 'mean';
   /** The patch grid (gh, gw). Default: the square grid of the N - prefixTokens patch tokens. */
   gridSize?: readonly [number, number];
 }

@@ -10,8 +10,8 @@ export type AttentionLayout =
       prefixTokens: number;
       gridSize: [number, number];
       patchSize: [number, number];
-      /** the rows maps are read from: the class token, DeiT's class and distillation tokens, or undefined (mean) */
-      tokenIndex: number[] | undefined;
+      /** the rows maps are read from: the class token, DeiT's class and distillation tokens, or all rows */
+      tokenIndex: number[] | 'mean';
       /** names for those maps, e.g. ['cls', 'dist'] */
       tokenNames: string[];
     }
@@ -27,6 +27,8 @@ interface TokenModel {
   family?: string;
   numPrefixTokens: number;
   patchSize: number;
+  /** null when the model has no class token (its prefix is registers only, or nothing) */
+  cls_token?: unknown;
   dist_token?: unknown;
 }
 
@@ -42,9 +44,10 @@ export function attentionLayout(model: object, height: number, width: number): A
     const p = m.patchSize;
     const gridSize: [number, number] = [Math.floor(height / p), Math.floor(width / p)];
     const distilled = m.dist_token !== undefined && m.dist_token !== null;
+    const hasClassToken = m.numPrefixTokens > 0 && m.cls_token !== null;
     const prefixTokens = m.numPrefixTokens;
-    const tokenIndex = prefixTokens === 0 ? undefined : distilled ? [0, 1] : [0];
-    const tokenNames = prefixTokens === 0 ? ['mean'] : distilled ? ['cls', 'dist'] : ['cls'];
+    const tokenIndex = !hasClassToken ? 'mean' : distilled ? [0, 1] : [0];
+    const tokenNames = !hasClassToken ? ['mean'] : distilled ? ['cls', 'dist'] : ['cls'];
     return { kind: 'tokens', prefixTokens, gridSize, patchSize: [p, p], tokenIndex, tokenNames };
   }
   if (m.family === 'swin' && m.config && typeof m.config.windowSize === 'number') {

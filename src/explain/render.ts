@@ -27,15 +27,15 @@ export async function writeOverlay(
 }
 
 /**
- * The raw attention of one source token (default the class token; the mean over query rows when
- * prefixTokens is 0) over the patch tokens, for every layer and head of one image:
+ * The raw attention of one source token (default the class token; 'mean' or prefixTokens 0: the mean
+ * over query rows) over the patch tokens, for every layer and head of one image:
  * (L, heads, gh, gw), each map scaled to max 1.
  */
 export function headMaps(
   attentions: readonly Tensor[],
   options: {
     prefixTokens?: number;
-    tokenIndex?: number;
+    tokenIndex?: number | 'mean';
     gridSize?: readonly [number, number];
     image?: number;
   } = {},
@@ -49,11 +49,11 @@ export function headMaps(
   if (!Number.isInteger(image) || image < 0 || image >= batch) {
     throw new Error(`${fn}: image ${image} is outside the batch of ${batch}`);
   }
-  const token = options.tokenIndex ?? (prefixTokens > 0 ? 0 : undefined);
-  if (token !== undefined && (!Number.isInteger(token) || token < 0 || token >= tokens)) {
+  const token = options.tokenIndex ?? (prefixTokens > 0 ? 0 : 'mean');
+  if (token !== 'mean' && (!Number.isInteger(token) || token < 0 || token >= tokens)) {
     throw new Error(`${fn}: tokenIndex ${token} is outside the ${tokens} tokens`);
   }
-  const rows = token === undefined ? Array.from({ length: tokens }, (_, q) => q) : [token];
+  const rows = token === 'mean' ? Array.from({ length: tokens }, (_, q) => q) : [token];
   const patches = gh * gw;
   const out = new Float32Array(layers * heads * patches);
   attentions.forEach((attn, l) => {

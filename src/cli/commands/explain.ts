@@ -203,6 +203,7 @@ async function runExplain(images: string[], o: ExplainCliOptions): Promise<void>
       heads = `${stem}.heads.png`;
       const grid = headMaps(result.attentions, {
         prefixTokens: layout.prefixTokens,
+        tokenIndex: layout.tokenIndex === 'mean' ? 'mean' : layout.tokenIndex[0],
         gridSize: layout.gridSize,
       });
       await writeMapGrid(join(o.out, heads), grid, {
