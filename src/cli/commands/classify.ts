@@ -1,7 +1,7 @@
 /** glimpse classify IMAGE... --model ID --weights FILE [--config config.json] [--top 5] [--json] */
 import type { Command } from 'commander';
 import { type ImageClassifier, loadCheckpoint, loadHfModel } from '../../models/index.js';
-import { createModel } from '../../models/registry.js';
+import { createModel, listModels } from '../../models/registry.js';
 import { preprocessImages } from '../../models/preprocess.js';
 import { softmax } from '../../ops/normalization.js';
 import { noGrad } from '../../tensor/autograd.js';
@@ -19,17 +19,21 @@ interface Prediction {
   top: Array<{ class: number; label: string | null; probability: number }>;
 }
 
-async function buildModel(options: ClassifyOptions): Promise<ImageClassifier> {
-  if (options.config) return loadHfModel(options.weights, options.config).model;
+/** The model with its checkpoint loaded, and what loading noted (resampled position embeddings...). */
+async function buildModel(options: ClassifyOptions): Promise<{ model: ImageClassifier; notes: string[] }> {
+  if (options.config) {
+    const { model, report } = loadHfModel(options.weights, options.config);
+    return { model, notes: report.notes };
+  }
   if (!options.model) {
     throw new Error(
-      'classify: pass --model ID (see glimpse models) or --config config.json of a Hugging Face checkpoint',
+      `classify: pass --model ID (one of ${listModels().slice(0, 3).join(', ')}, ...) or --config config.json of a Hugging Face checkpoint`,
     );
   }
   // The checkpoint replaces every weight: skip the random init.
   const model = createModel(options.model, { weight_init: 'skip' });
-  await loadCheckpoint(model, options.weights);
-  return model;
+  const report = await loadCheckpoint(model, options.weights);
+  return { model, notes: report.notes };
 }
 
 export function register(program: Command): void {
@@ -46,7 +50,8 @@ export function register(program: Command): void {
       const k = Number(options.top);
       if (!Number.isInteger(k) || k < 1)
         throw new Error(`classify: --top must be a positive integer, got '${options.top}'`);
-      const model = await buildModel(options);
+      const { model, notes } = await buildModel(options);
+      if (!options.json) for (const note of notes) process.stderr.write(`note: ${note}\n`);
       model.eval();
       const cfg = model.pretrainedCfg;
       const batch = await preprocessImages(images, cfg);
