@@ -103,6 +103,27 @@ export const DETR_DEFAULTS: DetrConfig = {
 };
 
 /**
+ * The Fashion-MNIST detection preset (scripts/train_detr.ts): 64x64 grayscale canvases with 1-4
+ * items, a two-stage ResNet-10-ish trunk ending at stride 8 (an 8x8 map), a small transformer and
+ * 10 queries (at most 4 objects), auxiliary losses on, no dropout (the data never repeats).
+ */
+export const DETR_FASHION_MNIST: Partial<DetrConfig> = {
+  numLabels: 10,
+  numQueries: 10,
+  dModel: 64,
+  encoderLayers: 2,
+  decoderLayers: 3,
+  encoderAttentionHeads: 4,
+  decoderAttentionHeads: 4,
+  encoderFfnDim: 128,
+  decoderFfnDim: 128,
+  dropout: 0,
+  numChannels: 1,
+  backbone: { block: 'basic', layers: [1, 1], channels: [16, 32], stemWidth: 16 },
+  auxiliaryLoss: true,
+};
+
+/**
  * Replaces every BatchNorm2d below `module` by a FrozenBatchNorm2d with the same statistics and
  * affine (DETR's backbone; Hugging Face's replace_batch_norm).
  */
