@@ -9,7 +9,9 @@ import { manualSeed, noGrad, randn } from '../../src/index.js';
 import type { ImageClassifier } from '../../src/models/classifier.js';
 import { createModel, getModelEntry, listModels } from '../../src/models/registry.js';
 import { SwinTransformer } from '../../src/models/swin.js';
-import { VisionTransformer } from '../../src/models/vit.js';
+import { resampleAbsPosEmbed, VisionTransformer } from '../../src/models/vit.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import { assertClose } from '../helpers/assert.js';
 
 const CLASSES = 7;
 
@@ -141,5 +143,26 @@ describe('every registered model', () => {
       resnet18: 11_689_512,
     };
     for (const [id, n] of Object.entries(counts)) assert.equal(createModel(id).numParameters(), n, id);
+  });
+});
+
+describe('ViT input sizes', () => {
+  test('dynamic_img_size resamples the position embeddings in forward, as loading does', () => {
+    manualSeed(5);
+    const kw = { patch_size: 8, embed_dim: 16, depth: 1, num_heads: 2, num_classes: 3 };
+    const dynamic = createModel('vit_tiny_patch16_224', {
+      ...kw,
+      img_size: 32,
+      dynamic_img_size: true,
+    }).eval();
+    const fixed = createModel('vit_tiny_patch16_224', { ...kw, img_size: [48, 40] }).eval();
+    const sd = dynamic.stateDict();
+    sd.set('pos_embed', resampleAbsPosEmbed(sd.get('pos_embed') as Tensor, [6, 5], 1));
+    fixed.loadStateDict(sd);
+    const x = randn([2, 3, 48, 40]);
+    const a = noGrad(() => dynamic.forward(x));
+    const b = noGrad(() => fixed.forward(x));
+    assertClose(a, b, 1e-5, 'logits');
+    assert.throws(() => dynamic.forward(randn([1, 3, 36, 40])), /not a multiple of the patch size 8/);
   });
 });
