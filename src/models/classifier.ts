@@ -4,6 +4,7 @@
  * configuration, and the per-family checkpoint filter that maps foreign key names onto timm's.
  */
 import { truncNormal_, zeros_ } from '../nn/init.js';
+import { GELU, Mlp } from '../nn/layers.js';
 import { Linear } from '../nn/linear.js';
 import { Module, type StateDict } from '../nn/module.js';
 import { fmt } from '../tensor/shape.js';
@@ -107,6 +108,21 @@ export function initLinearsTimm(model: Module): void {
       if (m.bias) zeros_(m.bias);
     }
   }
+}
+
+export type GeluKind = 'gelu' | 'gelu_tanh';
+
+/**
+ * timm's Mlp with a GELU (exact, or the tanh approximation) and hidden width int(dim * mlpRatio)
+ * (the epsilon keeps ratios such as 3072 / 768 from flooring one short).
+ */
+export function geluMlp(dim: number, mlpRatio: number, act: GeluKind, drop = 0): Mlp {
+  const approximate = act === 'gelu_tanh' ? 'tanh' : 'none';
+  return new Mlp(dim, {
+    hiddenFeatures: Math.floor(dim * mlpRatio + 1e-6),
+    actLayer: () => new GELU({ approximate }),
+    drop,
+  });
 }
 
 export function pair(v: number | readonly number[]): [number, number] {

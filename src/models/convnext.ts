@@ -5,7 +5,7 @@
  * ConvNextForImageClassification / ConvNextModel names.
  */
 import { Conv2d } from '../nn/conv.js';
-import { DropPath, Dropout, GELU, Mlp } from '../nn/layers.js';
+import { DropPath, Dropout, type Mlp } from '../nn/layers.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
 import {
   Identity,
@@ -25,6 +25,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import {
   type FeatureOptions,
   type FilteredCheckpoint,
+  geluMlp,
   ImageClassifier,
   initLinearsTimm,
   type WeightInit,
@@ -112,11 +113,7 @@ export class ConvNeXtBlock extends Module {
       bias: options.convBias,
     });
     this.norm = new LayerNorm(dim, { eps: options.normEps });
-    const approximate = options.actLayer === 'gelu_tanh' ? 'tanh' : 'none';
-    this.mlp = new Mlp(dim, {
-      hiddenFeatures: Math.floor(dim * options.mlpRatio),
-      actLayer: () => new GELU({ approximate }),
-    });
+    this.mlp = geluMlp(dim, options.mlpRatio, options.actLayer);
     this.gamma = options.lsInitValue !== null ? new Parameter(full([dim], options.lsInitValue)) : null;
     this.drop_path = new DropPath(options.dropPath);
   }

@@ -9,7 +9,7 @@
  */
 import { truncNormal_ } from '../nn/init.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
-import { DropPath, Dropout, GELU, Mlp } from '../nn/layers.js';
+import { DropPath, Dropout, type Mlp } from '../nn/layers.js';
 import { Identity, Module, ModuleList, Parameter, type StateDict, type TensorModule } from '../nn/module.js';
 import { scaledDotProductAttention } from '../ops/attention.js';
 import { zeros } from '../ops/creation.js';
@@ -20,6 +20,7 @@ import { Tensor } from '../tensor/tensor.js';
 import {
   type FeatureOptions,
   type FilteredCheckpoint,
+  geluMlp,
   ImageClassifier,
   initLinearsTimm,
   type WeightInit,
@@ -244,12 +245,7 @@ export class SwinTransformerBlock extends Module {
     });
     this.drop_path1 = new DropPath(options.dropPath);
     this.norm2 = new LayerNorm(dim, { eps: options.normEps });
-    const approximate = options.actLayer === 'gelu_tanh' ? 'tanh' : 'none';
-    this.mlp = new Mlp(dim, {
-      hiddenFeatures: Math.floor(dim * options.mlpRatio + 1e-6),
-      actLayer: () => new GELU({ approximate }),
-      drop: options.projDrop,
-    });
+    this.mlp = geluMlp(dim, options.mlpRatio, options.actLayer, options.projDrop);
     this.drop_path2 = new DropPath(options.dropPath);
   }
 

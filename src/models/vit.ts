@@ -7,7 +7,7 @@
  */
 import { Conv2d } from '../nn/conv.js';
 import { normal_, truncNormal_ } from '../nn/init.js';
-import { DropPath, Dropout, LayerScale, Mlp, GELU } from '../nn/layers.js';
+import { DropPath, Dropout, LayerScale, type Mlp } from '../nn/layers.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
 import { Identity, Module, ModuleList, Parameter, type StateDict, type TensorModule } from '../nn/module.js';
 import { scaledDotProductAttention } from '../ops/attention.js';
@@ -21,6 +21,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import {
   type FeatureOptions,
   type FilteredCheckpoint,
+  geluMlp,
   ImageClassifier,
   initLinearsTimm,
   type WeightInit,
@@ -226,12 +227,7 @@ export class Block extends Module {
     this.ls1 = options.initValues !== null ? new LayerScale(dim, options.initValues) : new Identity();
     this.drop_path1 = new DropPath(options.dropPath);
     this.norm2 = new LayerNorm(dim, { eps: options.normEps });
-    const approximate = options.actLayer === 'gelu_tanh' ? 'tanh' : 'none';
-    this.mlp = new Mlp(dim, {
-      hiddenFeatures: Math.floor(dim * options.mlpRatio + 1e-6),
-      actLayer: () => new GELU({ approximate }),
-      drop: options.projDrop,
-    });
+    this.mlp = geluMlp(dim, options.mlpRatio, options.actLayer, options.projDrop);
     this.ls2 = options.initValues !== null ? new LayerScale(dim, options.initValues) : new Identity();
     this.drop_path2 = new DropPath(options.dropPath);
   }
