@@ -354,7 +354,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const epochStart = performance.now();
     const waitStart = loader.waitMs;
     let imagesThisRun = 0;
-    let lastLr = schedule(step);
+    // The lr of the last step taken, even when a resumed epoch has no batches left.
+    let lastLr = schedule(Math.max(0, step - 1));
     let interval = { start: performance.now(), images: 0 };
     progress.start(epoch, epochs, stepsPerEpoch, resumed ? position.batch : 0);
     for await (const batch of loader.epoch(epoch, { startBatch: resumed ? position.batch : 0 })) {

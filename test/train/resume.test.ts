@@ -1,8 +1,9 @@
 /**
  * kill -9 at any moment, resume, same result: a child process trains the tiny model on the committed
- * slice (mixup, EMA, clipping, warmup and dropout all on), is SIGKILLed mid-epoch and again at a
- * random moment (checkpointing every step, so likely mid-write), and resumes; its final weights, EMA
- * and epoch records must equal those of an uninterrupted run bit for bit.
+ * slice (mixup, EMA, clipping, warmup and dropout all on), is SIGKILLed mid-epoch, between an epoch's
+ * last step and its evaluation, and at a random moment (checkpointing every step, so likely mid-write),
+ * and resumes each time; its final weights, EMA and epoch records must equal those of an
+ * uninterrupted run bit for bit.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -81,7 +82,7 @@ function stripTimings(r: EpochRecord) {
   return rest;
 }
 
-test('SIGKILL mid-epoch and mid-write, resume twice: bit-identical to an uninterrupted run', {
+test('SIGKILL mid-epoch, at an epoch end and mid-write, resume each time: bit-identical to an uninterrupted run', {
   timeout: 120_000,
 }, async () => {
   const reference = join(root, 'reference');
@@ -97,20 +98,28 @@ test('SIGKILL mid-epoch and mid-write, resume twice: bit-identical to an uninter
   const ckpt = readTrainingCheckpoint(join(out, 'checkpoint.safetensors'));
   assert.deepEqual([ckpt.position.epoch, ckpt.position.batch, ckpt.position.step], [1, 2, 12]);
 
-  // 2. Resumed, checkpointing after every step, and killed at an arbitrary moment a few steps later.
-  const second = startChild([out, 'resume', '', '1']);
-  const killAt = 14 + Math.floor(Math.random() * 8);
-  await second.waitFor((l) => l === `STEP ${killAt}`);
+  // 2. Resumed and killed right after the last step of epoch 2, whose checkpoint (step 20) is
+  //    written but whose evaluation and epoch record are not: the resumed epoch has no batches left.
+  const second = startChild([out, 'resume', '20']);
+  await second.waitFor((l) => l === 'PAUSED 20');
   second.child.kill('SIGKILL');
-  const exit = await second.exited;
-  assert.equal(exit.signal, 'SIGKILL', `the second run ended on its own: ${exit.stderr}`);
+  await second.exited;
+  assert.deepEqual(readTrainingCheckpoint(join(out, 'checkpoint.safetensors')).position.batch, 10);
+
+  // 3. Resumed, checkpointing after every step, and killed at an arbitrary moment (often mid-write).
+  const third = startChild([out, 'resume', '', '1']);
+  const killAt = 21 + Math.floor(Math.random() * 8);
+  await third.waitFor((l) => l === `STEP ${killAt}`);
+  third.child.kill('SIGKILL');
+  const exit = await third.exited;
+  assert.equal(exit.signal, 'SIGKILL', `the third run ended on its own: ${exit.stderr}`);
   // Whatever the moment, the checkpoint on disk is whole.
   const mid = readTrainingCheckpoint(join(out, 'checkpoint.safetensors'));
-  assert.ok(mid.position.step >= 12 && mid.position.step <= 30, `checkpoint at step ${mid.position.step}`);
+  assert.ok(mid.position.step >= 20 && mid.position.step <= 30, `checkpoint at step ${mid.position.step}`);
 
-  // 3. Resumed to the end.
-  const third = startChild([out, 'resume']);
-  const done = await third.exited;
+  // 4. Resumed to the end.
+  const last = startChild([out, 'resume']);
+  const done = await last.exited;
   assert.equal(done.code, 0, done.stderr);
 
   assert.deepEqual(
