@@ -68,18 +68,19 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
   }
 }
 
+const DEFAULTS: AdamHyper = {
+  lr: 1e-3,
+  betas: [0.9, 0.999],
+  eps: 1e-8,
+  weightDecay: 0,
+  amsgrad: false,
+  maximize: false,
+};
+
 export class Adam extends AdamBase {
   protected readonly decoupled = false;
   constructor(params: AdamParams, options: Partial<AdamHyper> = {}) {
-    super(params, {
-      lr: 1e-3,
-      betas: [0.9, 0.999],
-      eps: 1e-8,
-      weightDecay: 0,
-      amsgrad: false,
-      maximize: false,
-      ...options,
-    });
+    super(params, { ...DEFAULTS, betas: [...DEFAULTS.betas], ...options });
   }
 }
 
@@ -87,14 +88,6 @@ export class Adam extends AdamBase {
 export class AdamW extends AdamBase {
   protected readonly decoupled = true;
   constructor(params: AdamParams, options: Partial<AdamHyper> = {}) {
-    super(params, {
-      lr: 1e-3,
-      betas: [0.9, 0.999],
-      eps: 1e-8,
-      weightDecay: 1e-2,
-      amsgrad: false,
-      maximize: false,
-      ...options,
-    });
+    super(params, { ...DEFAULTS, betas: [...DEFAULTS.betas], weightDecay: 1e-2, ...options });
   }
 }

@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { main } from '../../src/cli/main.js';
-import { SLICE } from './helpers/tiny.js';
+import { SLICE, snapshotDir } from './helpers/tiny.js';
 
 const root = mkdtempSync(join(tmpdir(), 'glimpse-cli-train-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -57,10 +57,6 @@ const SMALL_RUN = [
   '25',
   '--no-progress',
 ];
-
-function snapshot(dir: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f)).toString('base64')]));
-}
 
 function oneLine(stderr: string, pattern: RegExp): void {
   const lines = stderr.trim().split('\n');
@@ -142,7 +138,7 @@ describe('glimpse train: bad input', () => {
       first.stdout,
       /^epoch 1\/1 {2}train loss .* eval loss .*\nfinal eval accuracy [\d.]+% \(best [\d.]+% at epoch 1\)\nweights: /,
     );
-    const before = snapshot(out);
+    const before = snapshotDir(out);
 
     const again = await cli(['train', ...SMALL_RUN, '--out', out]);
     assert.equal(again.code, 1);
@@ -166,13 +162,13 @@ describe('glimpse train: bad input', () => {
     ]);
     assert.equal(wide.code, 1);
     oneLine(wide.stderr, /modelArgs was .*"embed_dim":16.*, now .*"embed_dim":24/);
-    assert.deepEqual(snapshot(out), before, 'nothing in the run directory changed');
+    assert.deepEqual(snapshotDir(out), before, 'nothing in the run directory changed');
 
     // --resume alone takes the settings from the checkpoint; the run is complete, so it only reports.
     const resumed = await cli(['train', '--resume', '--out', out, '--no-progress']);
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stdout, /final eval accuracy/);
-    assert.deepEqual(snapshot(out), before, 'a finished run is left as it was');
+    assert.deepEqual(snapshotDir(out), before, 'a finished run is left as it was');
 
     const ev = await cli(['eval', '--weights', join(out, 'model.safetensors'), '--dataset', SLICE, '--json']);
     assert.equal(ev.code, 0, ev.stderr);

@@ -27,16 +27,18 @@ import { JsonlLog, readLog, type EpochRecord } from '../../src/train/log.js';
 import { learningCurveSvg, lineChartSvg } from '../../src/train/plot.js';
 import { evaluate, train } from '../../src/train/trainer.js';
 import { assertClose } from '../helpers/assert.js';
-import { LookupTeacher, runTiny, sliceData, TinyDistilled, TinyMlp, tinyRunOptions } from './helpers/tiny.js';
+import {
+  LookupTeacher,
+  runTiny,
+  sliceData,
+  snapshotDir,
+  TinyDistilled,
+  TinyMlp,
+  tinyRunOptions,
+} from './helpers/tiny.js';
 
 const root = mkdtempSync(join(tmpdir(), 'glimpse-train-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-function snapshot(dir: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const f of readdirSync(dir)) out.set(f, readFileSync(join(dir, f)).toString('base64'));
-  return out;
-}
 
 describe('training runs', () => {
   test('a short run learns, evaluates every epoch and writes checkpoint, weights, log and plot', async () => {
@@ -94,7 +96,7 @@ describe('training runs', () => {
   test('an existing run is not overwritten without --resume; resume needs a checkpoint', async () => {
     const out = join(root, 'existing');
     await runTiny(out, { epochs: 1 });
-    const before = snapshot(out);
+    const before = snapshotDir(out);
     await assert.rejects(
       runTiny(out, { epochs: 1 }),
       /already holds a training run \(checkpoint\.safetensors\); pass --resume/,
@@ -102,13 +104,13 @@ describe('training runs', () => {
     const empty = join(root, 'empty');
     mkdirSync(empty);
     await assert.rejects(runTiny(empty, { resume: true }), /holds no checkpoint\.safetensors; drop --resume/);
-    assert.deepEqual(snapshot(out), before);
+    assert.deepEqual(snapshotDir(out), before);
   });
 
   test('resuming with other settings or another model fails, naming the difference, and changes nothing', async () => {
     const out = join(root, 'incompatible');
     await runTiny(out, { epochs: 2 });
-    const before = snapshot(out);
+    const before = snapshotDir(out);
     await assert.rejects(
       runTiny(out, { epochs: 2, resume: true, batchSize: 25 }),
       /the checkpoint in .* does not fit this run: batchSize was 50, now 25; resume with the original settings/,
@@ -123,7 +125,7 @@ describe('training runs', () => {
       train(other),
       /does not fit this run: the checkpoint lacks 4 of the model's tensors \(head\.weight, head\.bias, head_dist\.weight, head_dist\.bias\); the checkpoint has 2 tensors the model does not \(fc2\.weight, fc2\.bias\);/,
     );
-    assert.deepEqual(snapshot(out), before);
+    assert.deepEqual(snapshotDir(out), before);
     // A file that is not a training checkpoint.
     writeFileSync(join(out, 'checkpoint.safetensors'), readFileSync(join(out, 'model.safetensors')));
     await assert.rejects(

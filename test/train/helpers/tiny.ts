@@ -2,6 +2,8 @@
  * A tiny classifier and a short training run on the committed Fashion-MNIST slice, shared by the
  * trainer tests and the child process the resume test kills.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { readFashionMnistDir } from '../../../src/data/fashion_mnist.js';
 import { compose, randomCrop, randomHorizontalFlip } from '../../../src/data/transforms.js';
 import { Module } from '../../../src/nn/module.js';
@@ -112,4 +114,9 @@ export class LookupTeacher extends Module {
     }
     return new Tensor(out, [b, this.numClasses]);
   }
+}
+
+/** Every file of a directory as base64, to prove a failed command changed nothing. */
+export function snapshotDir(dir: string): Record<string, string> {
+  return Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f)).toString('base64')]));
 }
