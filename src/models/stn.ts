@@ -19,6 +19,7 @@
 import { Conv2d } from '../nn/conv.js';
 import { Linear } from '../nn/linear.js';
 import { Module, ModuleList, type TensorModule } from '../nn/module.js';
+import { BatchNorm2d } from '../nn/norm.js';
 import { tensor } from '../ops/creation.js';
 import { cos, mul, neg, relu, sin } from '../ops/elementwise.js';
 import { matmul } from '../ops/matmul.js';
@@ -469,16 +470,20 @@ export interface StnClassifierOptions {
   channels?: readonly [number, number];
   /** Width of the classifier's hidden fully connected layer (default 32). */
   hidden?: number;
+  /** Batch norm after each of the classifier's convs (default false). */
+  batchNorm?: boolean;
 }
 
 /**
- * The CNN of the comparison, optionally behind spatial transformers: [ST x K] -> conv5 -> relu ->
- * pool -> conv3 -> relu -> pool -> fc -> relu -> head. The CNN baseline is heads = 0.
+ * The CNN of the comparison, optionally behind spatial transformers: [ST x K] -> conv5 [-> bn] ->
+ * pool -> relu -> conv3 [-> bn] -> pool -> relu -> fc -> relu -> head. The CNN baseline is heads = 0.
  */
 export class StnClassifier extends Module implements TensorModule {
   st: SpatialTransformer | MultiHeadSpatialTransformer | null;
   conv1: Conv2d;
+  bn1: BatchNorm2d | null;
   conv2: Conv2d;
+  bn2: BatchNorm2d | null;
   fc1: Linear;
   head: Linear;
   readonly numClasses: number;
@@ -511,7 +516,9 @@ export class StnClassifier extends Module implements TensorModule {
     const [h, w] = this.st ? this.st.outputSize : options.inputSize;
     const [c1, c2] = options.channels ?? [8, 16];
     this.conv1 = new Conv2d(bodyChannels, c1, 5, { padding: 2 });
+    this.bn1 = options.batchNorm ? new BatchNorm2d(c1) : null;
     this.conv2 = new Conv2d(c1, c2, 3, { padding: 1 });
+    this.bn2 = options.batchNorm ? new BatchNorm2d(c2) : null;
     const flat = c2 * Math.floor(Math.floor(h / 2) / 2) * Math.floor(Math.floor(w / 2) / 2);
     if (flat === 0) throw new Error(`StnClassifier: the CNN needs at least 4x4 inputs, got ${h}x${w}`);
     this.numFeatures = options.hidden ?? 32;
@@ -527,8 +534,9 @@ export class StnClassifier extends Module implements TensorModule {
 
   /** Pre-logit features (N, hidden). */
   forwardFeatures(x: Tensor): Tensor {
-    let y = relu(maxPool2d(this.conv1.forward(this.rectify(x)), 2));
-    y = relu(maxPool2d(this.conv2.forward(y), 2)); // (N, c2, h / 4, w / 4)
+    const norm = (bn: BatchNorm2d | null, t: Tensor) => (bn ? bn.forward(t) : t);
+    let y = relu(maxPool2d(norm(this.bn1, this.conv1.forward(this.rectify(x))), 2));
+    y = relu(maxPool2d(norm(this.bn2, this.conv2.forward(y)), 2)); // (N, c2, h / 4, w / 4)
     return relu(this.fc1.forward(flatten(y, 1)));
   }
 

@@ -308,6 +308,18 @@ describe('StnClassifier', () => {
     }
   });
 
+  test('batch norm in the classifier: bn1/bn2 under torch names, eval uses running statistics', () => {
+    const model = new StnClassifier({ inputSize: [16, 16], heads: 1, batchNorm: true });
+    const keys = [...model.stateDict().keys()];
+    for (const k of ['bn1.weight', 'bn1.running_mean', 'bn2.running_var', 'st.fc_loc.bias'])
+      assert.ok(keys.includes(k), k);
+    const x = randn([3, 1, 16, 16]);
+    model.forward(x);
+    model.eval();
+    const a = model.forward(x);
+    assertClose(model.forward(F.slice(x, 0, 0, 1)), F.slice(a, 0, 0, 1), 1e-5, 'eval is per-sample');
+  });
+
   test('the ST-CNN trains end to end: one step moves the localization regressor', () => {
     const model = new StnClassifier({ inputSize: [16, 16], heads: 1, stOutputSize: 12 });
     const x = randn([4, 1, 16, 16]);

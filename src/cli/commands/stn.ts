@@ -41,6 +41,7 @@ export interface StnDemoOptions {
   stOutput: number;
   /** Hidden width of the ST-CNN's classifier; the others get the width that matches its parameter count. */
   hidden: number;
+  batchNorm: boolean;
   models: DemoModel[];
   seed: number;
   out: string;
@@ -78,6 +79,7 @@ function modelOptions(o: StnDemoOptions, model: DemoModel, hidden: number): StnC
     transform: o.transform,
     stOutputSize: o.stOutput,
     hidden,
+    batchNorm: o.batchNorm,
   };
 }
 
@@ -382,6 +384,7 @@ interface DemoFlags {
   transform: string;
   stOutput: string;
   hidden: string;
+  batchNorm: boolean;
   models: string;
   seed: string;
   out: string;
@@ -397,18 +400,19 @@ export function register(program: Command): void {
     .option('--train <n>', 'training images (the first n of the train split)', '12000')
     .option('--test <n>', 'test images (the first n of the test split)', '2000')
     .option('-e, --epochs <n>', 'epochs', '4')
-    .option('-b, --batch-size <n>', 'batch size', '64')
+    .option('-b, --batch-size <n>', 'batch size', '32')
     .option('--lr <x>', 'peak learning rate (AdamW, cosine decay)', '0.002')
     .option('--weight-decay <x>', 'AdamW weight decay', '0.0001')
     .option('--canvas <n>', 'canvas side: 42 (RTS) or 60 (cluttered)', '42')
     .option('--clutter <n>', 'clutter pieces per image (6x6 crops of other items)', '0')
-    .option('--transform <kind>', 'affine, attention, rts or tps', 'affine')
+    .option('--transform <kind>', 'affine, attention, rts or tps', 'rts')
     .option('--st-output <n>', 'side of what each transformer samples', '28')
     .option(
       '--hidden <n>',
       "width of the ST-CNN classifier's hidden layer; the other models are sized to its parameter count",
       '48',
     )
+    .option('--no-batch-norm', 'no batch norm in the classifiers')
     .option('--models <list>', 'comma-separated subset of cnn,st,st2', 'cnn,st,st2')
     .option('--seed <n>', 'seed of the data, initialization and order', '0')
     .option('--no-progress', 'no progress bar')
@@ -440,6 +444,7 @@ export function register(program: Command): void {
         transform: flags.transform as StTransform,
         stOutput: parseNumber('--st-output', flags.stOutput, true, 4),
         hidden: parseNumber('--hidden', flags.hidden, true, 1),
+        batchNorm: flags.batchNorm,
         models: models as DemoModel[],
         seed: parseNumber('--seed', flags.seed, true, 0),
         out: flags.out,
