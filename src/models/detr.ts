@@ -715,7 +715,7 @@ export function checkDetrTargets(
       const [cx, cy, w, h] = [b[4 * k], b[4 * k + 1], b[4 * k + 2], b[4 * k + 3]];
       if (!(w >= 0 && h >= 0) || !Number.isFinite(cx + cy + w + h)) {
         throw new Error(
-          `${op}: targets[${i}].boxes[${k}] = [${cx}, ${cy}, ${w}, ${h}] has a negative or non-finite size; boxes are normalized (cx, cy, w, h) with w, h >= 0`,
+          `${op}: targets[${i}].boxes[${k}] = [${[cx, cy, w, h].map((v) => Number(v.toPrecision(6))).join(', ')}] has a negative or non-finite size; boxes are normalized (cx, cy, w, h) with w, h >= 0`,
         );
       }
     }
