@@ -131,9 +131,10 @@ function rgbPlanes(image: Tensor): {
   const [c, h, w] = shape;
   const n = h * w;
   const plane = (k: number): Float32Array => {
-    const out = new Float32Array(n);
     const src = image.data;
     const off = (c === 1 ? 0 : k) * n;
+    if (src instanceof Float32Array) return src.subarray(off, off + n);
+    const out = new Float32Array(n);
     for (let i = 0; i < n; i++) out[i] = Number(src[off + i]);
     return out;
   };
@@ -155,13 +156,17 @@ export function reduce(src: Plane): Plane {
     const row = y * w;
     for (let j = 0; j < w2; j++) {
       const x = 2 * j;
+      const i = row + x;
+      if (x >= 2 && x + 2 <= lastX) {
+        tmp[y * w2 + j] = (data[i - 2] + data[i + 2] + 4 * (data[i - 1] + data[i + 1]) + 6 * data[i]) / 16;
+        continue;
+      }
       const xm2 = x < 2 ? 0 : x - 2;
       const xm1 = x < 1 ? 0 : x - 1;
       const xp1 = Math.min(x + 1, lastX);
       const xp2 = Math.min(x + 2, lastX);
       tmp[y * w2 + j] =
-        (data[row + xm2] + data[row + xp2] + 4 * (data[row + xm1] + data[row + xp1]) + 6 * data[row + x]) /
-        16;
+        (data[row + xm2] + data[row + xp2] + 4 * (data[row + xm1] + data[row + xp1]) + 6 * data[i]) / 16;
     }
   }
   const lastY = h - 1;
@@ -233,9 +238,15 @@ export function convolveSeparable(src: Plane, taps: Float32Array, border: 'zero'
   for (let y = 0; y < h; y++) {
     const row = y * w;
     for (let x = 0; x < w; x++) {
+      let acc = 0;
+      if (x >= r && x + r < w) {
+        const start = row + x - r;
+        for (let k = 0; k < taps.length; k++) acc += taps[k] * data[start + k];
+        tmp[row + x] = acc;
+        continue;
+      }
       const lo = Math.max(0, x - r);
       const hi = Math.min(w - 1, x + r);
-      let acc = 0;
       let weight = 0;
       for (let xx = lo; xx <= hi; xx++) {
         const t = taps[xx - x + r];
@@ -359,6 +370,59 @@ const BINOMIAL9 = new Float32Array([1, 8, 28, 56, 70, 56, 28, 8, 1].map((v) => v
 const GABOR_K = Math.PI / 2;
 
 /**
+ * The 9-tap binomial low-pass with zero padding: convolveSeparable(BINOMIAL9, 'zero') with its
+ * symmetric taps folded (5 multiplies a tap pass) and no bounds checks away from the borders.
+ */
+export function binomial9(src: Float32Array, h: number, w: number): Float32Array {
+  if (w < 9 || h < 9) return convolveSeparable({ data: src, h, w }, BINOMIAL9, 'zero').data;
+  const tmp = new Float32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    const row = y * w;
+    for (let x = 0; x < w; x++) {
+      const i = row + x;
+      if (x >= 4 && x < w - 4) {
+        tmp[i] =
+          (src[i - 4] +
+            src[i + 4] +
+            8 * (src[i - 3] + src[i + 3]) +
+            28 * (src[i - 2] + src[i + 2]) +
+            56 * (src[i - 1] + src[i + 1]) +
+            70 * src[i]) /
+          256;
+      } else {
+        let acc = 0;
+        for (let k = Math.max(0, x - 4); k <= Math.min(w - 1, x + 4); k++)
+          acc += BINOMIAL9[k - x + 4] * src[row + k];
+        tmp[i] = acc;
+      }
+    }
+  }
+  const out = new Float32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    const row = y * w;
+    if (y >= 4 && y < h - 4) {
+      for (let x = 0; x < w; x++) {
+        const i = row + x;
+        out[i] =
+          (tmp[i - 4 * w] +
+            tmp[i + 4 * w] +
+            8 * (tmp[i - 3 * w] + tmp[i + 3 * w]) +
+            28 * (tmp[i - 2 * w] + tmp[i + 2 * w]) +
+            56 * (tmp[i - w] + tmp[i + w]) +
+            70 * tmp[i]) /
+          256;
+      }
+    } else {
+      for (let k = Math.max(0, y - 4); k <= Math.min(h - 1, y + 4); k++) {
+        const t = BINOMIAL9[k - y + 4];
+        for (let x = 0; x < w; x++) out[row + x] += t * tmp[k * w + x];
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * Gabor energy at orientation theta (degrees, counterclockwise from horizontal on screen; 0 prefers
  * horizontal bars, 90 vertical). Demodulating the band-pass level by the carrier and low-passing it
  * is the complex Gabor filter (Greenspan et al. 1994, used by the paper): |G * (L e^{-ik·x})|.
@@ -388,8 +452,8 @@ export function gaborEnergy(lap: Plane, theta: number): Plane {
     }
   }
   // The Laplacian is zero-mean, so zero padding is its natural continuation.
-  const a = convolveSeparable({ data: re, h, w }, BINOMIAL9, 'zero').data;
-  const b = convolveSeparable({ data: im, h, w }, BINOMIAL9, 'zero').data;
+  const a = binomial9(re, h, w);
+  const b = binomial9(im, h, w);
   const out = new Float32Array(h * w);
   for (let i = 0; i < out.length; i++) out[i] = Math.sqrt(a[i] * a[i] + b[i] * b[i]);
   return { data: out, h, w };
@@ -416,9 +480,10 @@ function colorChannels(r: Float32Array, g: Float32Array, b: Float32Array) {
   for (let i = 0; i < n; i++) {
     const I = intensity[i];
     if (!(I > floor)) continue;
-    const rn = r[i] / I;
-    const gn = g[i] / I;
-    const bn = b[i] / I;
+    const inv = 1 / I;
+    const rn = r[i] * inv;
+    const gn = g[i] * inv;
+    const bn = b[i] * inv;
     const R = Math.max(0, rn - (gn + bn) / 2);
     const G = Math.max(0, gn - (rn + bn) / 2);
     const B = Math.max(0, bn - (rn + gn) / 2);
@@ -511,20 +576,31 @@ export function maxNormalize(map: Plane, range: Range): Plane {
   if (peak === 0) return out;
   let sum = 0;
   let count = 0;
+  const threshold = 0.1 * peak;
   for (let y = 0; y < h; y++) {
+    const interiorRow = y > 0 && y < h - 1;
     for (let x = 0; x < w; x++) {
-      const v = d[y * w + x];
-      if (v < 0.1 * peak) continue;
+      const i = y * w + x;
+      const v = d[i];
+      if (v < threshold) continue;
       let isMax = true;
-      for (let dy = -1; dy <= 1 && isMax; dy++) {
-        const yy = y + dy;
-        if (yy < 0 || yy >= h) continue;
-        for (let dx = -1; dx <= 1; dx++) {
-          const xx = x + dx;
-          if ((dx === 0 && dy === 0) || xx < 0 || xx >= w) continue;
-          if (d[yy * w + xx] > v) {
-            isMax = false;
-            break;
+      if (interiorRow && x > 0 && x < w - 1) {
+        isMax =
+          d[i - w - 1] <= v &&
+          d[i - w] <= v &&
+          d[i - w + 1] <= v &&
+          d[i - 1] <= v &&
+          d[i + 1] <= v &&
+          d[i + w - 1] <= v &&
+          d[i + w] <= v &&
+          d[i + w + 1] <= v;
+      } else {
+        for (let yy = Math.max(0, y - 1); yy <= Math.min(h - 1, y + 1) && isMax; yy++) {
+          for (let xx = Math.max(0, x - 1); xx <= Math.min(w - 1, x + 1); xx++) {
+            if (d[yy * w + xx] > v) {
+              isMax = false;
+              break;
+            }
           }
         }
       }

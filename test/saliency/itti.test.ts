@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ittiSaliency, scanpath, Tensor } from '../../src/index.js';
 import {
+  binomial9,
   blurNormalized,
   convolveSeparable,
   gaborEnergy,
@@ -82,6 +83,22 @@ describe('pyramid and filters', () => {
       assert.equal([0, 45, 90, 135][best], orientation, `bar at ${orientation}°: energies ${energy}`);
       // Tuned, not merely biased: the orthogonal channel responds at most half as much.
       assert.ok(energy[(best + 2) % 4] < energy[best] / 2, `bar at ${orientation}°: energies ${energy}`);
+    }
+  });
+
+  test('binomial9 (the Gabor envelope, folded taps) equals the generic separable convolution', () => {
+    const taps = new Float32Array([1, 8, 28, 56, 70, 56, 28, 8, 1].map((v) => v / 256));
+    for (const [h, w] of [
+      [23, 31],
+      [9, 9],
+      [5, 12],
+      [1, 1],
+    ]) {
+      const src = plane(h, w, (y, x) => Math.sin(3 * x + 5 * y) + (x === 2 ? 1 : 0));
+      const fast = binomial9(src.data, h, w);
+      const exact = convolveSeparable(src, taps, 'zero').data;
+      for (let i = 0; i < fast.length; i++)
+        assert.ok(Math.abs(fast[i] - exact[i]) < 1e-6, `${h}x${w} at ${i}`);
     }
   });
 

@@ -36,6 +36,7 @@ interface SaliencyCliOptions {
   bias?: string;
   normalization: string;
   maxSize?: string;
+  outputs: string;
   json?: boolean;
   searchArray?: string;
   seed: string;
@@ -45,8 +46,8 @@ interface Scene {
   name: string;
   source: string;
   image: Tensor;
-  /** Where the targets of a generated search array are (input pixels). */
-  targets?: { x: number; y: number }[];
+  /** The targets of a generated search array: where (input pixels) and how they look. */
+  targets?: { x: number; y: number; color: number[]; orientation: number }[];
 }
 
 const CHANNELS: Channel[] = ['intensity', 'color', 'orientation'];
@@ -74,7 +75,10 @@ async function loadScenes(images: string[], o: SaliencyCliOptions): Promise<Scen
         name: `search_${kind}_${seed}`,
         source: `search array: ${kind}, seed ${seed}, ${array.items.length} items`,
         image: array.image,
-        targets: array.targets.map((i) => ({ x: round(array.items[i].x, 1), y: round(array.items[i].y, 1) })),
+        targets: array.targets.map((i) => {
+          const { x, y, color, orientation } = array.items[i];
+          return { x: round(x, 1), y: round(y, 1), color: [...color], orientation };
+        }),
       },
     ];
   }
@@ -128,30 +132,46 @@ function summary(scene: Scene, r: IttiResult, fixations: Fixation[], radius: num
   };
 }
 
-/** Every output file of one scene, encoded. */
-async function renderScene(scene: Scene, o: SaliencyCliOptions, maxSize?: number) {
+const OUTPUTS = ['saliency', 'conspicuity', 'scanpath', 'panel', 'json'] as const;
+type Output = (typeof OUTPUTS)[number];
+
+function parseOutputs(list: string): Set<Output> {
+  const chosen = list.split(',').map((s) => s.trim());
+  const unknown = chosen.filter((s) => !(OUTPUTS as readonly string[]).includes(s));
+  if (unknown.length > 0 || chosen.length === 0) {
+    throw new Error(`saliency: --outputs ${list} is invalid; choose from ${OUTPUTS.join(',')}`);
+  }
+  return new Set(chosen as Output[]);
+}
+
+/** The chosen output files of one scene, encoded (the JSON summary is always computed). */
+async function renderScene(scene: Scene, o: SaliencyCliOptions, outputs: Set<Output>, maxSize?: number) {
   const fixationCount = integer('--fixations', o.fixations, 0);
   const r = ittiSaliency(scene.image, { normalization: o.normalization as Normalization, bias: o.bias });
   const radius = defaultIorRadius(r.width, r.height);
   const fixations = scanpath(r, { fixations: fixationCount, iorRadius: radius });
-  let common = 0;
-  for (const c of CHANNELS) for (const v of r.conspicuity[c].data) common = Math.max(common, v);
-  const files: [string, Uint8Array][] = [
-    ['saliency.png', await png(overlay(scene.image, r, r.saliency), maxSize)],
-    ...(await Promise.all(
-      CHANNELS.map(
-        async (c): Promise<[string, Uint8Array]> => [
-          `conspicuity_${c}.png`,
-          await png(heatmap(r, r.conspicuity[c], { max: common }), maxSize),
-        ],
-      ),
-    )),
-    ['scanpath.png', await png(await renderScanpath(scene.image, fixations, radius), maxSize)],
-    ['panel.png', await png(await renderPanel(scene.image, r, fixations, radius, Math.min(256, r.height)))],
-  ];
-  if (scene.targets) files.push(['stimulus.png', await png(toRgbBytes(scene.image), maxSize)]);
+  const files: [string, Uint8Array][] = [];
+  if (outputs.has('saliency'))
+    files.push(['saliency.png', await png(overlay(scene.image, r, r.saliency), maxSize)]);
+  if (outputs.has('conspicuity')) {
+    // One common scale, so that the brightness of each map shows how much its channel contributes.
+    let common = 0;
+    for (const c of CHANNELS) for (const v of r.conspicuity[c].data) common = Math.max(common, v);
+    for (const c of CHANNELS) {
+      files.push([`conspicuity_${c}.png`, await png(heatmap(r, r.conspicuity[c], { max: common }), maxSize)]);
+    }
+  }
+  if (outputs.has('scanpath')) {
+    files.push(['scanpath.png', await png(await renderScanpath(scene.image, fixations, radius), maxSize)]);
+    if (scene.targets) files.push(['stimulus.png', await png(toRgbBytes(scene.image), maxSize)]);
+  }
+  if (outputs.has('panel')) {
+    const tileHeight = Math.min(256, maxSize ?? 256, r.height);
+    files.push(['panel.png', await png(await renderPanel(scene.image, r, fixations, radius, tileHeight))]);
+  }
   const json = summary(scene, r, fixations, radius);
-  files.push(['scanpath.json', new TextEncoder().encode(`${JSON.stringify(json, null, 2)}\n`)]);
+  if (outputs.has('json'))
+    files.push(['scanpath.json', new TextEncoder().encode(`${JSON.stringify(json, null, 2)}\n`)]);
   return { files, json };
 }
 
@@ -187,9 +207,10 @@ async function runSaliency(images: string[], o: SaliencyCliOptions): Promise<voi
   resolveBias(o.bias);
   integer('--fixations', o.fixations, 0);
   const maxSize = o.maxSize === undefined ? undefined : integer('--max-size', o.maxSize, 16);
+  const outputs = parseOutputs(o.outputs);
   const scenes = await loadScenes(images, o);
   const rendered = [];
-  for (const scene of scenes) rendered.push({ scene, ...(await renderScene(scene, o, maxSize)) });
+  for (const scene of scenes) rendered.push({ scene, ...(await renderScene(scene, o, outputs, maxSize)) });
   const single = rendered.length === 1;
   writeAll(
     o.out,
@@ -213,7 +234,7 @@ export function register(program: Command): void {
   program
     .command('saliency')
     .description(
-      'Itti-Koch-Niebur saliency: writes saliency.png, conspicuity_{intensity,color,orientation}.png, scanpath.png, panel.png and scanpath.json (one folder per image when several are given)',
+      'Itti-Koch-Niebur saliency: writes saliency.png, conspicuity_{intensity,color,orientation}.png, scanpath.png (+ stimulus.png for --search-array), panel.png and scanpath.json (one folder per image when several are given)',
     )
     .argument('[images...]', 'image files (JPEG, PNG, WebP, ...)')
     .requiredOption('--out <dir>', 'output folder')
@@ -227,7 +248,11 @@ export function register(program: Command): void {
       'N(.): maxnorm (PAMI 1998) or iterative (DoG, Itti & Koch 2001)',
       'maxnorm',
     )
-    .option('--max-size <px>', 'shrink the written pictures to fit this many pixels on their longer side')
+    .option(
+      '--max-size <px>',
+      'shrink the written pictures to fit this many pixels on their longer side (panel: tile height)',
+    )
+    .option('--outputs <list>', `which files to write, from ${OUTPUTS.join(',')}`, OUTPUTS.join(','))
     .option('--json', 'print the scanpath JSON to stdout')
     .option('--search-array <kind>', `run on a generated 512x512 search array: ${SEARCH_KINDS.join(', ')}`)
     .option('--seed <n>', 'seed of --search-array', '1')
