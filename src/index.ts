@@ -107,3 +107,26 @@ export {
   scanpath,
   searchArray,
 } from './saliency/index.js';
+export * from './vision/index.js';
+export {
+  DETR_FASHION_MNIST,
+  type DetrConfig,
+  DetrForObjectDetection,
+  type DetrOutput,
+  type DetrTarget,
+  type Detection,
+  detrLoss,
+  hungarianMatch,
+  postProcessDetections,
+  queryAttentionMaps,
+} from './models/detr.js';
+export {
+  detrConfigFromHf,
+  detrConfigToHf,
+  filterDetrCheckpoint,
+  loadDetrCheckpoint,
+  loadDetrStateDict,
+  loadHfDetr,
+} from './models/detr_checkpoint.js';
+export { RegionProposalNetwork, RPNHead } from './models/rpn.js';
+export { FashionDetection, loadFashionDetection, toDetrTarget } from './data/fashion_detection.js';
