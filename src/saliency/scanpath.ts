@@ -9,12 +9,12 @@
  * fires, which is where the scanpath ends.
  */
 import type { Tensor } from '../tensor/tensor.js';
-import type { Channel, IttiResult } from './itti.js';
+import { type Channel, type IttiResult, MAP_LEVEL } from './itti.js';
 
 export interface ScanpathOptions {
   /** How many fixations at most (default 5). */
   fixations?: number;
-  /** Radius of the inhibited disk in input pixels (default defaultIorRadius: min(width, height) / 6). */
+  /** Radius of the inhibited disk in input pixels (default: defaultIorRadius(width, height)). */
   iorRadius?: number;
   /** Membrane time constant of the WTA neurons in ms (default 500). */
   tauMs?: number;
@@ -42,10 +42,12 @@ const CHANNELS: Channel[] = ['intensity', 'color', 'orientation'];
 
 /**
  * The inhibited disk follows the image size: a sixth of the shorter side, about one object of a
- * scene, so that the next fixation leaves the object just attended rather than sliding along it.
+ * scene, so that the next fixation leaves the object just attended rather than sliding along it;
+ * never less than 1.5 saliency-map pixels, so that on small images the winner's neighbours, which
+ * hold the same blob at the map's resolution, are inhibited with it.
  */
 export function defaultIorRadius(width: number, height: number): number {
-  return Math.min(width, height) / 6;
+  return Math.max(Math.min(width, height) / 6, 1.5 * 2 ** MAP_LEVEL);
 }
 
 /** Vertex offset of the parabola through (-1, a), (0, b), (1, c), within half a pixel. */
@@ -89,10 +91,10 @@ export function scanpath(result: IttiResult, opts: ScanpathOptions = {}): Fixati
 
     const i = Math.floor(best / w);
     const j = best % w;
-    const v = (ii: number, jj: number) =>
-      original[Math.max(0, Math.min(h - 1, ii)) * w + Math.max(0, Math.min(w - 1, jj))];
-    const di = parabolaPeak(v(i - 1, j), v(i, j), v(i + 1, j));
-    const dj = parabolaPeak(v(i, j - 1), v(i, j), v(i, j + 1));
+    // Sub-pixel position from the parabola through the winner and its two neighbours, where both exist.
+    const v = (ii: number, jj: number) => original[ii * w + jj];
+    const di = i > 0 && i < h - 1 ? parabolaPeak(v(i - 1, j), v(i, j), v(i + 1, j)) : 0;
+    const dj = j > 0 && j < w - 1 ? parabolaPeak(v(i, j - 1), v(i, j), v(i, j + 1)) : 0;
     const x = Math.max(0, Math.min(width - 1, (j + dj) * scale));
     const y = Math.max(0, Math.min(height - 1, (i + di) * scale));
 
