@@ -125,6 +125,39 @@ describe('glimpse saliency', () => {
     assert.equal(first.feature, 'color');
   });
 
+  test('odd images: 1x1, gray, gray + alpha, RGBA, 16-bit, a 3000x20 strip', async () => {
+    const raw = (w: number, h: number, channels: 1 | 2 | 3 | 4) =>
+      sharp(Buffer.from(Uint8Array.from({ length: w * h * channels }, (_, i) => (i * 37) % 256)), {
+        raw: { width: w, height: h, channels },
+      });
+    const files: [string, ReturnType<typeof sharp>][] = [
+      ['one.png', raw(1, 1, 3)],
+      ['gray.png', raw(40, 30, 1)],
+      ['gray_alpha.png', raw(40, 30, 2)],
+      ['rgba.png', raw(33, 47, 4)],
+      ['deep.png', raw(40, 30, 3).toColourspace('rgb16')],
+      ['strip.png', raw(3000, 20, 3)],
+    ];
+    for (const [name, img] of files) await img.png().toFile(join(dir, name));
+    const out = join(dir, 'odd');
+    const r = await glimpse([
+      'saliency',
+      ...files.map(([name]) => join(dir, name)),
+      '--out',
+      out,
+      '--outputs',
+      'json',
+    ]);
+    assert.equal(r.code, 0, r.err);
+    for (const [name] of files) {
+      const json = JSON.parse(readFileSync(join(out, name.replace('.png', ''), 'scanpath.json'), 'utf8'));
+      const meta = await sharp(join(dir, name)).metadata();
+      assert.deepEqual([json.width, json.height], [meta.width, meta.height], name);
+      for (const f of json.fixations)
+        assert.ok(f.x >= 0 && f.x < json.width && f.y >= 0 && f.y < json.height, name);
+    }
+  });
+
   test('bad input: one line, exit 1, nothing written', async () => {
     const fake = join(dir, 'fake.png');
     writeFileSync(fake, 'not an image');
