@@ -6,8 +6,9 @@ import { register as verify } from './verify.js';
 import { register as train } from './train.js';
 import { register as evaluate } from './eval.js';
 import { register as saliency } from './saliency.js';
+import { register as serve } from './serve.js';
 import { register as detect } from './detect.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [classify, verify, explain, train, evaluate, saliency, detect];
+export const commands: RegisterCommand[] = [classify, verify, explain, train, evaluate, saliency, detect, serve];
