@@ -10,8 +10,11 @@
  *
  * N(.) is the 1998 operator (scale to [0, 1], multiply by (1 - m̄)² with m̄ the mean of the other local
  * maxima) or the iterative difference-of-Gaussians competition of Itti & Koch (2001). Top-down gains
- * (the "task" of a search) multiply channels, sub-channels and the polarity of the opponent maps;
- * with no bias the model is exactly the paper's. The winner-take-all scanpath is in scanpath.ts.
+ * (the "task" of a search) multiply channels, sub-channels and the polarity of the opponent maps.
+ * With `range: 'map'` and `polarity: 'absolute'` this is the paper's letter; the defaults depart from
+ * it in those two places (see IttiOptions), which is what makes color and orientation singletons of
+ * clean search arrays pop out as the paper reports (docs/saliency/README.md has the numbers). The
+ * winner-take-all scanpath is in scanpath.ts.
  *
  * Maps are plain Float32Array planes: the whole model is a few separable filters, resamplers and
  * point-wise loops, and a 512x512 image runs end to end in tens of milliseconds. Pixel j of pyramid
@@ -57,8 +60,9 @@ export type BiasKey = (typeof BIAS_KEYS)[number];
  * Top-down gains. `intensity` / `color` / `orientation` weigh the conspicuity maps in S;
  * `color.RG`, `color.BY`, `orientation.<deg>` weigh the sub-channels inside a conspicuity map;
  * `intensity.on|off`, `color.red|green|blue|yellow` weigh the two signs of the center-surround
- * difference (bright-on-dark vs dark-on-bright, red-center vs green-center, ...) before N(.), which
- * is what makes "red things" differ from "green things".
+ * difference (bright-on-dark vs dark-on-bright, red-center vs green-center, ...), which is what makes
+ * "red things" differ from "green things": after N(.) of each sign with polarity 'separate', before
+ * N(.) of the weighted |center - surround| with polarity 'absolute'.
  */
 export type Bias = Partial<Record<BiasKey, number>>;
 
@@ -105,6 +109,8 @@ export interface IttiResult {
   width: number;
   height: number;
   normalization: Normalization;
+  range: 'channel' | 'map';
+  polarity: 'separate' | 'absolute';
   /** The gains in effect, every key present. */
   bias: Record<BiasKey, number>;
 }
@@ -497,7 +503,6 @@ function colorChannels(r: Float32Array, g: Float32Array, b: Float32Array) {
 /** One center-surround feature map, at its center's scale. */
 interface FeatureMap {
   center: number;
-  surround: number;
   map: Plane;
 }
 
@@ -515,7 +520,7 @@ function centerSurround(pyramid: Plane[]): FeatureMap[] {
       const diff = sampleBilinear(pyramid[c + d], center.h, center.w, 2 ** -d);
       const out = diff.data; // the surround, overwritten point-wise by the difference
       for (let i = 0; i < out.length; i++) out[i] = center.data[i] - out[i];
-      maps.push({ center: c, surround: c + d, map: diff });
+      maps.push({ center: c, map: diff });
     }
   }
   return maps;
@@ -751,10 +756,7 @@ export function ittiSaliency(image: Tensor, opts: IttiOptions = {}): IttiResult 
     return groups.map((g, k) =>
       g.map((f, i) => ({
         ...f,
-        map: added(
-          scaled(both[k].at(i)!.map, gains[k][0]),
-          scaled(both[groups.length + k].at(i)!.map, gains[k][1]),
-        ),
+        map: added(scaled(both[k][i].map, gains[k][0]), scaled(both[groups.length + k][i].map, gains[k][1])),
       })),
     );
   };
@@ -829,6 +831,8 @@ export function ittiSaliency(image: Tensor, opts: IttiOptions = {}): IttiResult 
     width: w,
     height: h,
     normalization,
+    range: rangeScope,
+    polarity,
     bias: gain,
   };
 }

@@ -35,6 +35,8 @@ interface SaliencyCliOptions {
   fixations: string;
   bias?: string;
   normalization: string;
+  range: string;
+  polarity: string;
   maxSize?: string;
   outputs: string;
   json?: boolean;
@@ -117,6 +119,8 @@ function summary(scene: Scene, r: IttiResult, fixations: Fixation[], radius: num
     height: r.height,
     scale: r.scale,
     normalization: r.normalization,
+    range: r.range,
+    polarity: r.polarity,
     bias,
     iorRadius: round(radius, 1),
     ...(scene.targets ? { targets: scene.targets } : {}),
@@ -147,7 +151,12 @@ function parseOutputs(list: string): Set<Output> {
 /** The chosen output files of one scene, encoded (the JSON summary is always computed). */
 async function renderScene(scene: Scene, o: SaliencyCliOptions, outputs: Set<Output>, maxSize?: number) {
   const fixationCount = integer('--fixations', o.fixations, 0);
-  const r = ittiSaliency(scene.image, { normalization: o.normalization as Normalization, bias: o.bias });
+  const r = ittiSaliency(scene.image, {
+    normalization: o.normalization as Normalization,
+    range: o.range as 'channel' | 'map',
+    polarity: o.polarity as 'separate' | 'absolute',
+    bias: o.bias,
+  });
   const radius = defaultIorRadius(r.width, r.height);
   const fixations = scanpath(r, { fixations: fixationCount, iorRadius: radius });
   const files: [string, Uint8Array][] = [];
@@ -201,8 +210,14 @@ function writeAll(out: string, outputs: { dir: string; files: [string, Uint8Arra
 }
 
 async function runSaliency(images: string[], o: SaliencyCliOptions): Promise<void> {
-  if (!['maxnorm', 'iterative'].includes(o.normalization)) {
-    throw new Error(`saliency: --normalization ${o.normalization} is not one of maxnorm, iterative`);
+  const choices: [string, string, string[]][] = [
+    ['--normalization', o.normalization, ['maxnorm', 'iterative']],
+    ['--range', o.range, ['channel', 'map']],
+    ['--polarity', o.polarity, ['separate', 'absolute']],
+  ];
+  for (const [flag, value, allowed] of choices) {
+    if (!allowed.includes(value))
+      throw new Error(`saliency: ${flag} ${value} is not one of ${allowed.join(', ')}`);
   }
   resolveBias(o.bias);
   integer('--fixations', o.fixations, 0);
@@ -247,6 +262,16 @@ export function register(program: Command): void {
       '--normalization <n>',
       'N(.): maxnorm (PAMI 1998) or iterative (DoG, Itti & Koch 2001)',
       'maxnorm',
+    )
+    .option(
+      '--range <r>',
+      "N(.)'s range for feature maps: channel (shared by a channel's maps) or map (each its own, the paper's letter)",
+      'channel',
+    )
+    .option(
+      '--polarity <p>',
+      "intensity and color differences: separate (ON and OFF normalized apart) or absolute (|c - s|, the paper's letter)",
+      'separate',
     )
     .option(
       '--max-size <px>',
