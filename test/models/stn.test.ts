@@ -13,8 +13,11 @@ import {
 } from '../../src/models/stn.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { rectification } from '../../src/cli/commands/stn.js';
+import { DistortedDataset } from '../../src/data/distorted_fashion_mnist.js';
+import { readFashionMnistDir } from '../../src/data/fashion_mnist.js';
 import { assertClose } from '../helpers/assert.js';
-import { get, loadFixture, tolerance } from '../helpers/fixtures.js';
+import { fixturePath, get, loadFixture, tolerance } from '../helpers/fixtures.js';
 import { gradcheck } from '../helpers/gradcheck.js';
 
 manualSeed(8);
@@ -349,5 +352,54 @@ describe('StnClassifier', () => {
       /unknown transform 'perspective'/,
     );
     assert.throws(() => thetaFromParams('rts', randn([2, 6])), /'rts' needs params \(N, 4\)/);
+  });
+});
+
+describe('rectifying distorted Fashion-MNIST', () => {
+  const base = readFashionMnistDir(fixturePath('fashion_mnist_slice'), 'test');
+  const ds = new DistortedDataset(base, { seed: 4 });
+  const indices = Array.from({ length: 40 }, (_, i) => i);
+  /** theta = k R(angle) with translation c: the transform that undoes sample i's distortion. */
+  const inverse = (i: number): Float32Array => {
+    const d = ds.distortion(i);
+    const a = (d.angle * Math.PI) / 180;
+    const k = (d.scale * 28) / 42; // the item's half-size in normalized canvas units / its output half-size
+    const [cx, cy] = [(2 * d.cx + 1) / 42 - 1, (2 * d.cy + 1) / 42 - 1];
+    return Float32Array.of(k * Math.cos(a), -k * Math.sin(a), cx, k * Math.sin(a), k * Math.cos(a), cy);
+  };
+
+  test('the inverse transform samples the original upright item back (28x28 output)', () => {
+    const st = new SpatialTransformer({ inChannels: 1, inputSize: [42, 42], outputSize: 28 });
+    for (const i of [0, 7, 23]) {
+      const x = tensor(ds.get(i).image.data, [1, 1, 42, 42]);
+      const { grid } = st.gridFromParams(tensor(inverse(i), [1, 6]));
+      const rectified = st.sample(x, grid).data;
+      const item = base.get(i).image.data;
+      let err = 0;
+      let spread = 0;
+      for (let p = 0; p < 784; p++) {
+        err += Math.abs(rectified[p] - item[p]);
+        spread += Math.abs(item[p] - item[783 - p]);
+      }
+      // two bilinear resamplings blur edges a little (0.02-0.05); the opposite angle gives 0.2-0.3
+      assert.ok(err / 784 < 0.08, `item ${i}: mean |rectified - item| = ${err / 784}`);
+      assert.ok(spread / 784 > 0.1, `item ${i} is too symmetric to tell`);
+    }
+  });
+
+  test('rectification statistics: zero for the inverse transforms, the raw distortion for the identity', () => {
+    const exact = rectification(indices.map(inverse), ds, indices);
+    assert.ok(
+      exact.angle.after < 1e-3 && exact.center.after < 1e-6 && exact.size.after < 1e-5,
+      JSON.stringify(exact),
+    );
+    const identity = rectification(
+      indices.map(() => Float32Array.of(1, 0, 0, 0, 1, 0)),
+      ds,
+      indices,
+    );
+    assert.ok(Math.abs(identity.angle.after - identity.angle.before) < 1e-9);
+    assert.ok(Math.abs(identity.center.after - identity.center.before) < 1e-9);
+    assert.ok(identity.angle.before > 20, `RMS of +-60 uniform angles: ${identity.angle.before}`);
   });
 });

@@ -104,7 +104,7 @@ const wrapDegrees = (a: number) => ((((a + 180) % 360) + 360) % 360) - 180;
  * theta's linear part is a multiple of R(angle). The rotation read off theta is that of its nearest
  * similarity, atan2(A10 - A01, A00 + A11).
  */
-function rectification(thetas: Float32Array[], dataset: DistortedDataset, indices: number[]): Rectification {
+export function rectification(thetas: Float32Array[], dataset: DistortedDataset, indices: number[]): Rectification {
   const n = dataset.canvas;
   const before = { angle: [] as number[], center: [] as number[], size: [] as number[] };
   const after = { angle: [] as number[], center: [] as number[], size: [] as number[] };
@@ -316,6 +316,15 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
       seed: o.seed,
       progress: o.progress,
       print: (line) => o.print(`  ${line}`),
+      onEpoch: () => {
+        if (kind === 'cnn' || o.transform === 'tps') return;
+        const angles = transformersOf(model, testSet, testIndices).map(
+          (parts) => rectification(thetasOf(parts), testSet, testIndices).angle.after,
+        );
+        o.print(
+          `  rotation left in the transformers' outputs (RMS): ${angles.map((a) => `${a.toFixed(1)} deg`).join(', ')}`,
+        );
+      },
     });
     const trainSeconds = (performance.now() - start) / 1000;
     const ev = await evaluate(model, testSet);
