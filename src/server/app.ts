@@ -138,7 +138,9 @@ export async function buildExplorer(options: ExplorerOptions = {}): Promise<Expl
 
   app.get('/api/health', async () => ({
     ok: true,
-    workers: workers,
+    backend: pool.backend,
+    workers,
+    threadsPerWorker: pool.options.threadsPerWorker,
     busy: pool.busyWorkers,
     queued: pool.queued,
   }));

@@ -40,6 +40,8 @@ export class WorkerPool {
   private nextId = 1;
   /** What each model is (filled by the first worker to load them). */
   descriptions: ModelDescription[] = [];
+  /** The kernel backend the workers run on ('native' or 'js'). */
+  backend = '';
 
   private constructor(
     private readonly specs: ModelSpec[],
@@ -51,7 +53,8 @@ export class WorkerPool {
     const pool = new WorkerPool(specs, options);
     try {
       const ready = await Promise.all(Array.from({ length: options.workers }, () => pool.spawn()));
-      pool.descriptions = ready[0];
+      pool.descriptions = ready[0].descriptions;
+      pool.backend = ready[0].backend;
     } catch (e) {
       await pool.close();
       throw e;
@@ -92,7 +95,7 @@ export class WorkerPool {
     this.slots.length = 0;
   }
 
-  private spawn(): Promise<ModelDescription[]> {
+  private spawn(): Promise<{ descriptions: ModelDescription[]; backend: string }> {
     const worker = new Worker(ENTRY, {
       workerData: { specs: this.specs },
       // Each worker runs its kernels on this many threads; the native pool is shared per process and
@@ -106,7 +109,7 @@ export class WorkerPool {
         if (msg.type === 'ready') {
           started = true;
           this.slots.push(slot);
-          resolve(msg.descriptions);
+          resolve(msg);
           this.pump();
           return;
         }

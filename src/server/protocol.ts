@@ -82,7 +82,7 @@ export interface SaliencyJob {
 export type Job = ClassifyJob | ExplainJob | DistanceJob | SaliencyJob;
 
 export type JobReply =
-  | { type: 'ready'; descriptions: ModelDescription[] }
+  | { type: 'ready'; descriptions: ModelDescription[]; backend: string }
   | { type: 'failed-start'; error: string }
   | { type: 'done'; id: number; result: unknown }
   | { type: 'error'; id: number; error: string; status: 400 | 500 };

@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 // The package entry installs the tensor methods and the native backend (threads from GLIMPSE_THREADS).
-import '../index.js';
+import { getBackend } from '../index.js';
 import { HttpError } from './errors.js';
 import { attentionDistance, classify, explain, saliency } from './jobs.js';
 import { type LoadedModel, loadModel } from './model_loader.js';
@@ -27,7 +27,11 @@ async function run(job: Job, image: Uint8Array): Promise<unknown> {
 
 try {
   for (const spec of (workerData as { specs: ModelSpec[] }).specs) models.set(spec.id, await loadModel(spec));
-  post({ type: 'ready', descriptions: [...models.values()].map((m) => m.description) });
+  post({
+    type: 'ready',
+    descriptions: [...models.values()].map((m) => m.description),
+    backend: getBackend(),
+  });
 } catch (e) {
   post({ type: 'failed-start', error: (e as Error).message.split('\n')[0] });
   process.exit(1);

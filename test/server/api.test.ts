@@ -38,7 +38,7 @@ async function post(path: string, body: unknown, headers: Record<string, string>
   const response = await fetch(base + path, {
     method: 'POST',
     headers: { 'content-type': raw ? 'application/octet-stream' : 'application/json', ...headers },
-    body: raw ? body : typeof body === 'string' ? body : JSON.stringify(body),
+    body: (raw ? body : typeof body === 'string' ? body : JSON.stringify(body)) as BodyInit,
   });
   return {
     status: response.status,

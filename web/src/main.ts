@@ -161,17 +161,16 @@ function renderExplain(): void {
     layers.length < 2 ? `${through} (only the full depth for this model)` : through;
   const [gh, gw] = r.gridSize;
   const token = Math.min(state.token, r.tokenNames.length - 1);
-  drawOverlay(
-    canvas,
-    picture,
-    { values: r.maps[state.layer][token], rows: gh, cols: gw },
-    { width: 320, alpha: state.alpha },
-  );
+  const values = r.maps[state.layer][token];
+  drawOverlay(canvas, picture, { values, rows: gh, cols: gw }, { width: 320, alpha: state.alpha });
   canvas.dataset.method = r.method;
   canvas.dataset.layer = String(l);
   const target =
-    r.target !== null ? `; explains class ${r.top.find((t) => t.class === r.target)?.label ?? r.target}` : '';
-  $('method-caption').textContent = `${METHOD_CAPTIONS[r.method]}${target}`;
+    r.target !== null ? ` Explains class ${r.top.find((t) => t.class === r.target)?.label ?? r.target}.` : '';
+  const empty = values.every((v) => v <= 0)
+    ? ' This map is empty: nothing here counts as positive evidence.'
+    : '';
+  $('method-caption').textContent = `${METHOD_CAPTIONS[r.method]}${target}${empty}`;
 
   const tokenTabs = $('token-tabs');
   tokenTabs.replaceChildren(
@@ -352,6 +351,7 @@ async function runSaliency(generation: number): Promise<void> {
     if (generation !== state.generation) return;
     state.saliency = result;
     state.saliencyPicture = picture;
+    $('saliency-canvas').dataset.image = image.title;
     state.timings.saliency = result.ms;
     renderSaliency();
     renderFixations(result);
