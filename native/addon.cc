@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "train_addon.h"
 
 namespace glimpse {
 namespace {
@@ -510,6 +511,14 @@ Napi::Value DepthwiseConvBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// fmaPeak(iterations, threads) -> floating-point operations done
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  Args args(info, "fmaPeak");
+  const int64_t iterations = args.count(0, "iterations"), n = args.count(1, "threads");
+  if (n < 1 || n > 1024) args.fail("threads must be in [1, 1024]");
+  return Napi::Number::New(info.Env(), active->fmaPeak(iterations, static_cast<int>(n)));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   scalar::fillTable(&scalarTable);
 #if defined(GLIMPSE_X86)
@@ -537,6 +546,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("col2im", Napi::Function::New(env, Col2im));
   exports.Set("depthwiseConv", Napi::Function::New(env, DepthwiseConv));
   exports.Set("depthwiseConvBackward", Napi::Function::New(env, DepthwiseConvBackward));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
+  registerTrainKernels(env, exports, &active, &threads);
   return exports;
 }
 

@@ -82,17 +82,20 @@ struct KernelTable {
   void (*col2im)(const float* cols, int64_t channels, const Window& w, float* x, int threads);
   void (*depthwiseConv)(const float* x, const float* weight, const float* bias, int64_t batch, int64_t channels,
                         int64_t multiplier, const Window& w, float* out, int threads);
+  // The machine's peak: `iterations` steps of 12 independent FMA chains on each of `threads`
+  // threads; returns the floating-point operations done (the caller times it).
+  double (*fmaPeak)(int64_t iterations, int threads);
   void (*depthwiseConvBackward)(const float* x, const float* weight, const float* gy, int64_t batch,
                                 int64_t channels, int64_t multiplier, const Window& w, float* gx, float* gw,
                                 int threads);
 };
 
-// The thread pool (thread_pool.cc). body(ctx, t, n) runs for t in [0, n) on n threads, t = 0 on the
-// caller; parallelRun returns when all have finished. Inside a body, a nested parallelRun runs
-// serially (n = 1) and poolBarrier(n) synchronises the n threads of the current run.
-using ParallelBody = void (*)(void* ctx, int tid, int nthreads);
-void parallelRun(int nthreads, ParallelBody body, void* ctx);
-void poolBarrier(int nthreads);
+// The thread pool (thread_pool.cc): body(ctx, chunk, tid) runs for every chunk in [0, chunks),
+// claimed in increasing order by up to `threads` threads (the caller is one of them); tid in
+// [0, threads) names the thread, for per-thread buffers. Returns when every chunk is done. Inside a
+// body, a nested call runs its chunks serially on the calling thread.
+using ChunkBody = void (*)(void* ctx, int64_t chunk, int tid);
+void parallelChunks(int threads, int64_t chunks, ChunkBody body, void* ctx);
 
 // Each ISA build (isa_*.cc) defines its fillTable in its own namespace.
 namespace scalar {

@@ -18,6 +18,7 @@ namespace {
 inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+inline int64_t roundUp(int64_t a, int64_t b) { return ceilDiv(a, b) * b; }
 
 // Per-thread scratch buffers, 64-byte aligned, grown on demand and kept for the thread's life.
 enum ScratchSlot { kPackA, kPackB, kSharedB, kAttnK, kAttnV, kAttnS, kAttnO, kAttnRow, kConv, kSlotCount };
@@ -44,39 +45,43 @@ float* scratch(int slot, int64_t floats) {
   return s.ptr[slot];
 }
 
-// Runs f(begin, end) over [0, n) split into contiguous chunks, one per thread, using at most
-// `threads` threads and at least `grain` items per thread.
+// Runs f(begin, end, tid) over [0, n) cut into contiguous chunks of at least `grain` items, which
+// up to `threads` threads claim as they come free (see parallelChunks). tid < threads names the
+// thread running the chunk, for per-thread buffers.
 template <class F>
-void parallelFor(int threads, int64_t n, int64_t grain, F&& f) {
-  int64_t t = imin(threads, grain > 0 ? n / grain : n);
-  if (t <= 1) {
-    if (n > 0) f(static_cast<int64_t>(0), n);
+void parallelForTid(int threads, int64_t n, int64_t grain, F&& f) {
+  if (n <= 0) return;
+  const int64_t chunks = imax(1, imin(grain > 0 ? n / grain : n, static_cast<int64_t>(threads) * 8));
+  if (threads <= 1 || chunks == 1) {
+    f(static_cast<int64_t>(0), n, 0);
     return;
   }
   struct Ctx {
     F* f;
-    int64_t n;
-  } ctx{&f, n};
-  parallelRun(
-      static_cast<int>(t),
-      [](void* c, int tid, int nth) {
+    int64_t n, chunks;
+  } ctx{&f, n, chunks};
+  parallelChunks(
+      static_cast<int>(imin(threads, chunks)), chunks,
+      [](void* c, int64_t chunk, int tid) {
         Ctx* x = static_cast<Ctx*>(c);
-        const int64_t b = x->n * tid / nth;
-        const int64_t e = x->n * (tid + 1) / nth;
-        if (e > b) (*x->f)(b, e);
+        (*x->f)(x->n * chunk / x->chunks, x->n * (chunk + 1) / x->chunks, tid);
       },
       &ctx);
 }
 
-// Runs f(tid, nthreads) on `threads` threads.
 template <class F>
-void parallelTeam(int threads, F&& f) {
-  if (threads <= 1) {
-    f(0, 1);
-    return;
+void parallelFor(int threads, int64_t n, int64_t grain, F&& f) {
+  parallelForTid(threads, n, grain, [&](int64_t b, int64_t e, int) { f(b, e); });
+}
+
+// A vector of w <= VW lanes at p + j (masked when w < VW).
+inline vf loadW(const float* p, int64_t j, int w) { return w == VW ? vld(p + j) : vldN(p + j, w); }
+inline void storeW(float* p, int64_t j, vf v, int w) {
+  if (w == VW) {
+    vst(p + j, v);
+  } else {
+    vstN(p + j, v, w);
   }
-  parallelRun(
-      threads, [](void* c, int tid, int nth) { (*static_cast<F*>(c))(tid, nth); }, &f);
 }
 
 inline vf applyAct(vf x, int act) {
@@ -94,16 +99,16 @@ inline vf applyAct(vf x, int act) {
 
 #if defined(GLIMPSE_MR)
 constexpr int MR = GLIMPSE_MR, NV = GLIMPSE_NV;
-constexpr int64_t KC = GLIMPSE_KC, MC = GLIMPSE_MR * 24, NC = 3072;
+constexpr int64_t KC = GLIMPSE_KC, MC = GLIMPSE_MR * GLIMPSE_MCS, NC = 1024;
 #elif defined(__AVX512F__)
 constexpr int MR = 14, NV = 2;  // 28 of the 32 zmm registers accumulate
-constexpr int64_t KC = 256, MC = 14 * 24, NC = 3072;
+constexpr int64_t KC = 256, MC = 14 * 24, NC = 1024;
 #elif defined(__AVX2__)
 constexpr int MR = 6, NV = 2;  // 12 of the 16 ymm registers accumulate
-constexpr int64_t KC = 256, MC = 6 * 24, NC = 3072;
+constexpr int64_t KC = 256, MC = 6 * 24, NC = 1024;
 #else
 constexpr int MR = 4, NV = 8;
-constexpr int64_t KC = 256, MC = 4 * 32, NC = 2048;
+constexpr int64_t KC = 256, MC = 4 * 32, NC = 512;
 #endif
 constexpr int NR = NV * VW;
 
@@ -141,6 +146,12 @@ void epilogueBlock(const float* acc, int64_t ldacc, float* c, int64_t ldc, int64
 // (MR for a packed sliver; attention passes its score buffer directly).
 void microKernel(int64_t kc, const float* __restrict A, int64_t aStride, const float* __restrict B,
                  float* __restrict C, int64_t ldc, const Epilogue& e) {
+  // C is touched only after the k loop: start pulling its rows in now (they may come from memory).
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; i++) {
+    __builtin_prefetch(C + i * ldc, 1, 3);
+    __builtin_prefetch(C + i * ldc + NR - 1, 1, 3);
+  }
   vf acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; i++) {
@@ -190,21 +201,30 @@ void edgeKernel(int64_t kc, const float* A, int64_t aStride, const float* B, flo
 // Packs rows [0, mc) x cols [0, kc) of A (element (i, p) at a[i*rs + p*cs]) into MR-row slivers.
 void packA(const float* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, float* dst) {
   for (int64_t ir = 0; ir < mc; ir += MR) {
-    const int64_t mr = imin(MR, mc - ir);
+    const int mr = static_cast<int>(imin(MR, mc - ir));
     const float* src = a + ir * rs;
     if (rs == 1) {
+      // A^T is stored: each step of k is MR contiguous values.
       for (int64_t p = 0; p < kc; p++) {
-        const float* s = src + p * cs;
+        const float* sp = src + p * cs;
         float* d = dst + p * MR;
-        for (int64_t i = 0; i < mr; i++) d[i] = s[i];
-        for (int64_t i = mr; i < MR; i++) d[i] = 0.0f;
+        for (int i = 0; i < MR; i += VW) storeW(d, i, mr > i ? loadW(sp, i, static_cast<int>(imin(VW, mr - i))) : vzero(), static_cast<int>(imin(VW, MR - i)));
+      }
+    } else if (cs == 1 && MR <= VW) {
+      // Rows are contiguous along k: load VW x VW blocks, transpose them in registers.
+      for (int64_t p0 = 0; p0 < kc; p0 += VW) {
+        const int w = static_cast<int>(imin(VW, kc - p0));
+        vf r[VW];
+        for (int i = 0; i < VW; i++) r[i] = i < mr ? loadW(src + i * rs, p0, w) : vzero();
+        vtranspose(r);
+        for (int j = 0; j < w; j++) vstN(dst + (p0 + j) * MR, r[j], MR);
       }
     } else {
-      for (int64_t i = 0; i < mr; i++) {
+      for (int i = 0; i < mr; i++) {
         const float* s = src + i * rs;
         for (int64_t p = 0; p < kc; p++) dst[p * MR + i] = s[p * cs];
       }
-      for (int64_t i = mr; i < MR; i++) {
+      for (int i = mr; i < MR; i++) {
         for (int64_t p = 0; p < kc; p++) dst[p * MR + i] = 0.0f;
       }
     }
@@ -212,18 +232,27 @@ void packA(const float* a, int64_t rs, int64_t cs, int64_t mc, int64_t kc, float
   }
 }
 
-// Packs rows [0, kc) x cols [0, nc) of B (element (p, j) at b[p*rs + j*cs]) into NR-column panels.
+// Packs rows [0, kc) x cols [0, nr) of B (element (p, j) at b[p*rs + j*cs]) into one NR-column panel.
 void packBPanel(const float* b, int64_t rs, int64_t cs, int64_t kc, int64_t nr, float* dst) {
   if (cs == 1) {
     for (int64_t p = 0; p < kc; p++) {
       const float* s = b + p * rs;
       float* d = dst + p * NR;
-      if (nr == NR) {
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; v++) vst(d + v * VW, vld(s + v * VW));
-      } else {
-        for (int64_t j = 0; j < nr; j++) d[j] = s[j];
-        for (int64_t j = nr; j < NR; j++) d[j] = 0.0f;
+      for (int v = 0; v < NV; v++) {
+        const int64_t j = v * VW;
+        vst(d + j, nr >= j + VW ? vld(s + j) : nr > j ? vldN(s + j, static_cast<int>(nr - j)) : vzero());
+      }
+    }
+  } else if (rs == 1 && VW > 1) {
+    // B^T is stored (a linear layer's weight): transpose VW x VW blocks in registers.
+    for (int64_t j0 = 0; j0 < NR; j0 += VW) {
+      for (int64_t p0 = 0; p0 < kc; p0 += VW) {
+        const int w = static_cast<int>(imin(VW, kc - p0));
+        vf r[VW];
+        for (int j = 0; j < VW; j++) r[j] = j0 + j < nr ? loadW(b + (j0 + j) * cs, p0, w) : vzero();
+        vtranspose(r);
+        for (int p = 0; p < w; p++) vst(dst + (p0 + p) * NR + j0, r[p]);
       }
     }
   } else {
@@ -251,77 +280,94 @@ struct GemmJob {
   int act;
 };
 
-// Splits nt threads into a tm x tn grid over (row slivers, column panels) that balances the tiles.
-void threadGrid(int64_t m, int64_t n, int nt, int* tm, int* tn) {
-  const int64_t mt = ceilDiv(m, MR), np = ceilDiv(imin(n, NC), NR);
-  int64_t best = -1;
-  for (int a = nt; a >= 1; a--) {
-    if (nt % a) continue;
-    const int b = nt / a;
-    const int64_t cost = ceilDiv(mt, a) * ceilDiv(np, b);
-    if (best < 0 || cost < best) {
-      best = cost;
-      *tm = a;
-      *tn = b;
+// The whole of B packed: for each block of KC rows (pc), its NR-column panels, each [kc][NR].
+// Packed by chunks of panels in parallel.
+void packB(const GemmJob& g, float* dst, int threads) {
+  const int64_t panels = ceilDiv(g.n, NR);
+  const int64_t blocks = ceilDiv(g.k, KC);
+  parallelFor(threads, blocks * panels, 8, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t pc = (t / panels) * KC, q = t % panels;
+      const int64_t kc = imin(KC, g.k - pc);
+      packBPanel(g.b + pc * g.rsB + q * NR * g.csB, g.rsB, g.csB, kc, imin(NR, g.n - q * NR),
+                 dst + pc * panels * NR + q * kc * NR);
     }
-  }
+  });
 }
 
-// Thread `tid` of a team of `nt` computing one GEMM; `sharedB` is the team's packed-B buffer
-// (KC * roundup(NC, NR) floats), packed cooperatively.
-void gemmTeam(const GemmJob& g, int tid, int nt, float* sharedB) {
-  if (g.k == 0) {
-    const Epilogue e{g.alpha, g.beta, g.bias, g.act};
-    const int64_t r0 = g.m * tid / nt, r1 = g.m * (tid + 1) / nt;
-    epilogueBlock(nullptr, 0, g.c + r0 * g.ldc, g.ldc, r1 - r0, g.n, e);
-    return;
-  }
-  int tm = 1, tn = 1;
-  threadGrid(g.m, g.n, nt, &tm, &tn);
-  const int ti = tid / tn, tj = tid % tn;
-  const int64_t mt = ceilDiv(g.m, MR);
-  const int64_t rowBegin = imin(g.m, (mt * ti / tm) * MR), rowEnd = imin(g.m, (mt * (ti + 1) / tm) * MR);
-  float* packedA = scratch(kPackA, MC * KC);
-  for (int64_t jc = 0; jc < g.n; jc += NC) {
-    const int64_t nc = imin(NC, g.n - jc);
-    const int64_t np = ceilDiv(nc, NR);
-    const int64_t pBegin = np * tj / tn, pEnd = np * (tj + 1) / tn;
-    for (int64_t pc = 0; pc < g.k; pc += KC) {
-      const int64_t kc = imin(KC, g.k - pc);
-      for (int64_t q = np * tid / nt; q < np * (tid + 1) / nt; q++) {
-        packBPanel(g.b + pc * g.rsB + (jc + q * NR) * g.csB, g.rsB, g.csB, kc, imin(NR, nc - q * NR),
-                   sharedB + q * NR * kc);
-      }
-      poolBarrier(nt);
-      const bool last = pc + kc >= g.k;
-      Epilogue e{g.alpha, pc == 0 ? g.beta : 1.0f, nullptr, last ? g.act : kActNone};
-      for (int64_t ic = rowBegin; ic < rowEnd; ic += MC) {
-        const int64_t mc = imin(MC, rowEnd - ic);
-        packA(g.a + ic * g.rsA + pc * g.csA, g.rsA, g.csA, mc, kc, packedA);
-        for (int64_t q = pBegin; q < pEnd; q++) {
-          const int64_t j0 = jc + q * NR;
-          const int64_t nr = imin(NR, g.n - j0);
-          e.bias = last && g.bias ? g.bias + j0 : nullptr;
-          const float* bp = sharedB + q * NR * kc;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int64_t mr = imin(MR, mc - ir);
-            float* cp = g.c + (ic + ir) * g.ldc + j0;
-            if (mr == MR && nr == NR) {
-              microKernel(kc, packedA + ir * kc, MR, bp, cp, g.ldc, e);
-            } else {
-              edgeKernel(kc, packedA + ir * kc, MR, bp, cp, g.ldc, mr, nr, e);
-            }
-          }
+// The C tiles that threads claim: rows cut into `rowTiles` runs of whole MR slivers, columns into
+// `colTiles` runs of whole NR panels.
+struct Tiling {
+  int64_t rowTiles, colTiles, slivers, panels;
+};
+
+// Below this many flops per thread, waking another thread costs more than it saves.
+constexpr double kFlopsPerThread = 2e6;
+// A tile's columns: at most NC, so that a KC x NC block of packed B stays in L2 beside a block of A.
+constexpr int64_t kTileCols = NC;
+
+Tiling tilingFor(const GemmJob& g, int threads) {
+  Tiling t;
+  t.slivers = ceilDiv(g.m, MR);
+  t.panels = ceilDiv(g.n, NR);
+  t.colTiles = ceilDiv(t.panels * NR, kTileCols);
+  // Enough tiles for the threads to balance (a tile is claimed whole), but rows cut before columns:
+  // a column cut packs the same A again for every tile of the row.
+  const int64_t wanted = threads > 1 ? 4 * threads : 1;
+  t.rowTiles = imin(t.slivers, imax(ceilDiv(g.m, MC), ceilDiv(wanted, t.colTiles)));
+  return t;
+}
+
+// C tile `tile` (row tile major) of one GEMM, with B already packed by packB.
+void gemmTile(const GemmJob& g, const float* packedB, const Tiling& t, int64_t tile) {
+  const int64_t ti = tile / t.colTiles, tj = tile % t.colTiles;
+  const int64_t row0 = imin(g.m, (t.slivers * ti / t.rowTiles) * MR);
+  const int64_t row1 = imin(g.m, (t.slivers * (ti + 1) / t.rowTiles) * MR);
+  const int64_t q0 = t.panels * tj / t.colTiles, q1 = t.panels * (tj + 1) / t.colTiles;
+  const int64_t mc = row1 - row0;
+  if (mc <= 0 || q1 <= q0) return;
+  float* packedA = scratch(kPackA, roundUp(mc, MR) * KC);
+  for (int64_t pc = 0; pc < g.k; pc += KC) {
+    const int64_t kc = imin(KC, g.k - pc);
+    const bool last = pc + kc >= g.k;
+    Epilogue e{g.alpha, pc == 0 ? g.beta : 1.0f, nullptr, last ? g.act : kActNone};
+    packA(g.a + row0 * g.rsA + pc * g.csA, g.rsA, g.csA, mc, kc, packedA);
+    for (int64_t q = q0; q < q1; q++) {
+      const int64_t j0 = q * NR;
+      const int64_t nr = imin(NR, g.n - j0);
+      e.bias = last && g.bias ? g.bias + j0 : nullptr;
+      const float* bp = packedB + pc * t.panels * NR + q * kc * NR;
+      for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int64_t mr = imin(MR, mc - ir);
+        float* cp = g.c + (row0 + ir) * g.ldc + j0;
+        if (mr == MR && nr == NR) {
+          microKernel(kc, packedA + ir * kc, MR, bp, cp, g.ldc, e);
+        } else {
+          edgeKernel(kc, packedA + ir * kc, MR, bp, cp, g.ldc, mr, nr, e);
         }
       }
-      poolBarrier(nt);
     }
   }
 }
 
-int64_t sharedBFloats() { return KC * ceilDiv(NC, NR) * NR; }
+// One GEMM on up to `threads` threads: pack B, then claim tiles of C.
+void gemmRun(const GemmJob& g, int threads, int slot) {
+  if (g.k == 0) {
+    const Epilogue e{g.alpha, g.beta, g.bias, g.act};
+    parallelFor(threads, g.m, imax(1, 4096 / imax(g.n, 1)), [&](int64_t r0, int64_t r1) {
+      epilogueBlock(nullptr, 0, g.c + r0 * g.ldc, g.ldc, r1 - r0, g.n, e);
+    });
+    return;
+  }
+  const Tiling t = tilingFor(g, threads);
+  float* packedB = scratch(slot, g.k * t.panels * NR);
+  packB(g, packedB, threads);
+  parallelFor(threads, t.rowTiles * t.colTiles, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t tile = t0; tile < t1; tile++) gemmTile(g, packedB, t, tile);
+  });
+}
 
-void gemmSingle(const GemmJob& g) { gemmTeam(g, 0, 1, scratch(kPackB, sharedBFloats())); }
+void gemmSingle(const GemmJob& g) { gemmRun(g, 1, kPackB); }
 
 GemmJob jobFor(const GemmParams& p, int64_t bi) {
   GemmJob g;
@@ -343,28 +389,20 @@ GemmJob jobFor(const GemmParams& p, int64_t bi) {
   return g;
 }
 
-// Below this many flops per thread, waking another thread costs more than it saves.
-constexpr double kFlopsPerThread = 2e6;
-
 void gemm(const GemmParams& p, int threads) {
   if (p.batch <= 0 || p.m <= 0 || p.n <= 0) return;
   const double flops = 2.0 * p.m * p.n * (p.k > 0 ? p.k : 1);
   const int useful = static_cast<int>(imax(1, imin(threads, static_cast<int64_t>(flops * p.batch / kFlopsPerThread))));
-  // Many GEMMs (attention's per-head products): one whole GEMM per thread, no synchronisation.
-  if (p.batch >= useful && (p.batch % useful == 0 || p.batch >= 4 * useful || flops < kFlopsPerThread * useful)) {
+  // Many small GEMMs (attention's per-head products): whole GEMMs per thread.
+  if (p.batch >= 4 * useful || (p.batch >= useful && flops < kFlopsPerThread * useful)) {
     parallelFor(useful, p.batch, 1, [&](int64_t b0, int64_t b1) {
-      for (int64_t bi = b0; b1 > bi; bi++) gemmSingle(jobFor(p, bi));
+      for (int64_t bi = b0; bi < b1; bi++) gemmSingle(jobFor(p, bi));
     });
     return;
   }
   const int team = static_cast<int>(imax(1, imin(threads, static_cast<int64_t>(flops / kFlopsPerThread))));
-  float* sharedB = scratch(kSharedB, sharedBFloats());
-  for (int64_t bi = 0; bi < p.batch; bi++) {
-    const GemmJob g = jobFor(p, bi);
-    parallelTeam(team, [&](int tid, int nt) { gemmTeam(g, tid, nt, sharedB); });
-  }
+  for (int64_t bi = 0; bi < p.batch; bi++) gemmRun(jobFor(p, bi), team, kSharedB);
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Elementwise maps.
@@ -677,14 +715,6 @@ void copyStrided(const float* src, const int64_t* srcStrides, const int64_t* sha
 
 constexpr int64_t kRowGrain = 1 << 14;  // elements per thread
 
-inline vf loadW(const float* p, int64_t j, int w) { return w == VW ? vld(p + j) : vldN(p + j, w); }
-inline void storeW(float* p, int64_t j, vf v, int w) {
-  if (w == VW) {
-    vst(p + j, v);
-  } else {
-    vstN(p + j, v, w);
-  }
-}
 
 float rowMax(const float* x, int64_t n) {
   vf m = vset(-INFINITY);
@@ -795,8 +825,7 @@ void layerNormBackward(const float* x, const float* gy, int64_t rows, int64_t co
   // Each thread sums its rows' weight and bias gradients privately; they are added in thread order.
   float* partial = scratch(kConv, 2 * t * cols);
   std::memset(partial, 0, static_cast<size_t>(2 * t * cols) * sizeof(float));
-  parallelTeam(static_cast<int>(t), [&](int tid, int nt) {
-    const int64_t r0 = rows * tid / nt, r1 = rows * (tid + 1) / nt;
+  parallelForTid(static_cast<int>(t), rows, imax(1, kRowGrain / imax(cols, 1)), [&](int64_t r0, int64_t r1, int tid) {
     layerNormBackwardRows(x, gy, r0, r1, cols, weight, mean, rstd, gx, gw ? partial + 2 * tid * cols : nullptr,
                           gb ? partial + (2 * tid + 1) * cols : nullptr);
   });
@@ -884,7 +913,6 @@ void reduce(int op, const float* x, int64_t outer, int64_t n, int64_t inner, flo
 constexpr int64_t kAttnBq = 2 * NR;
 constexpr int64_t kAttnBk = MR * (256 / MR);
 
-inline int64_t roundUp(int64_t a, int64_t b) { return ceilDiv(a, b) * b; }
 
 struct AttnScratch {
   float* kp;      // K of the current head as A slivers: roundUp(nk, MR) x d
@@ -1330,6 +1358,28 @@ void depthwiseConvBackward(const float* x, const float* weight, const float* gy,
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Peak FLOP/s probe for the benchmark: enough independent chains to cover the FMA latency.
+
+double fmaPeak(int64_t iterations, int threads) {
+  constexpr int kChains = 12;
+  parallelForTid(threads, threads, 1, [&](int64_t, int64_t, int tid) {
+    vf acc[kChains];
+    for (int c = 0; c < kChains; c++) acc[c] = vset(0.001f * static_cast<float>(c + tid));
+    const vf a = vset(0.999999f), b = vset(1e-7f);
+    for (int64_t i = 0; i < iterations; i++) {
+#pragma GCC unroll 12
+      for (int c = 0; c < kChains; c++) acc[c] = vfma(acc[c], a, b);
+    }
+    vf sum = vzero();
+    for (int c = 0; c < kChains; c++) sum = vadd(sum, acc[c]);
+    // Keep the result observable so the loop cannot be optimised away.
+    volatile float sink = vhsum(sum);
+    (void)sink;
+  });
+  return 2.0 * kChains * VW * static_cast<double>(iterations) * threads;
+}
+
 }  // namespace
 
 #define GLIMPSE_STR2(x) #x
@@ -1352,6 +1402,7 @@ void fillTable(KernelTable* t) {
   t->col2im = col2im;
   t->depthwiseConv = depthwiseConv;
   t->depthwiseConvBackward = depthwiseConvBackward;
+  t->fmaPeak = fmaPeak;
 }
 
 }  // namespace GLIMPSE_ISA

@@ -64,6 +64,31 @@ inline vf vldexp(vf a, vf n) { return _mm512_scalef_ps(a, n); }
 inline float vhsum(vf a) { return _mm512_reduce_add_ps(a); }
 inline float vhmax(vf a) { return _mm512_reduce_max_ps(a); }
 
+// Transposes the 16 x 16 block held in r[0..15] (row i in r[i]) in place.
+inline void vtranspose(vf* r) {
+  vf t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // r[4g + j], 128-bit lane L: column 4L + j of rows 4g..4g+3.
+  for (int g = 0; g < 4; g++) {
+    r[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int j = 0; j < 4; j++) {
+    const vf y0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), y1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+    const vf y2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), y3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+    t[j] = _mm512_shuffle_f32x4(y0, y2, 0x88);
+    t[j + 8] = _mm512_shuffle_f32x4(y0, y2, 0xdd);
+    t[j + 4] = _mm512_shuffle_f32x4(y1, y3, 0x88);
+    t[j + 12] = _mm512_shuffle_f32x4(y1, y3, 0xdd);
+  }
+  for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
 #elif defined(__AVX2__)
 
 constexpr int VW = 8;
@@ -123,6 +148,25 @@ inline float vhmax(vf a) {
   return _mm_cvtss_f32(s);
 }
 
+// Transposes the 8 x 8 block held in r[0..7] (row i in r[i]) in place.
+inline void vtranspose(vf* r) {
+  vf t[8], u[8];
+  for (int i = 0; i < 4; i++) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 2; g++) {
+    u[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int j = 0; j < 4; j++) {
+    r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    r[j + 4] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
+}
+
 #else  // portable: one lane, plain C++ (compiles anywhere; the compiler may still vectorise loops)
 
 constexpr int VW = 1;
@@ -158,6 +202,7 @@ inline vf vsel(vm m, vf t, vf f) { return m ? t : f; }
 inline vf vldexp(vf a, vf n) { return n != n ? n : std::ldexp(a, static_cast<int>(n)); }
 inline float vhsum(vf a) { return a; }
 inline float vhmax(vf a) { return a; }
+inline void vtranspose(vf*) {}
 
 #endif
 

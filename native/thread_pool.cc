@@ -1,7 +1,13 @@
-// A persistent pool of worker threads, created on first use and grown on demand. Workers spin for a
-// short while after each run (kernels tend to come in quick succession) and then sleep on a
-// condition variable, so an idle process costs no CPU. The libuv pool is not used: it has 4 threads
-// shared with file I/O.
+// A persistent pool of worker threads, created on first use and grown on demand.
+//
+// Work is split into chunks that threads claim from an atomic counter, and the calling thread works
+// too: a worker that wakes late (on a machine shared with other processes it may not be scheduled
+// for milliseconds) simply finds fewer chunks, instead of the caller waiting for its static share.
+// The caller waits only for workers that have joined the run and hold a chunk.
+//
+// Workers spin for a short while after each run (kernels come in quick succession) and then sleep
+// on a condition variable, so an idle process costs no CPU. The libuv pool is not used: it has 4
+// threads shared with file I/O.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -23,97 +29,116 @@ namespace glimpse {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr auto kSpin = std::chrono::microseconds(200);
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+// The run state packed in one word so that joining and closing are single atomic steps:
+// bits 32..63 generation (odd while the run is open), 16..31 threads joined, 0..15 threads active.
+constexpr uint64_t kActive = 1, kJoined = uint64_t{1} << 16, kGeneration = uint64_t{1} << 32;
+constexpr uint64_t generationOf(uint64_t s) { return s >> 32; }
+constexpr uint64_t joinedOf(uint64_t s) { return (s >> 16) & 0xffff; }
+constexpr uint64_t activeOf(uint64_t s) { return s & 0xffff; }
+
+template <class Done>
+void waitFor(Done done) {
+  for (int i = 0; !done(); i++) {
+    if (i < 2048) {
+      GLIMPSE_PAUSE();
+    } else {
+      // Another process may hold our core: let it run rather than spin against it.
+      std::this_thread::yield();
+    }
+  }
+}
 
 class Pool {
  public:
-  void run(int n, ParallelBody body, void* ctx) {
-    grow(n - 1);
+  void run(int threads, int64_t chunks, ChunkBody body, void* ctx) {
+    grow(threads - 1);
     body_ = body;
     ctx_ = ctx;
-    active_ = n;
-    // Every worker acknowledges every run, participating or not, so that none can still be reading
-    // this run's fields when the next one overwrites them.
-    remaining_.store(workers_, std::memory_order_relaxed);
-    barrierCount_.store(0, std::memory_order_relaxed);
+    chunks_ = chunks;
+    maxJoin_ = static_cast<uint64_t>(threads - 1);
+    next_.store(0, std::memory_order_relaxed);
     {
+      // Opening the run under the mutex pairs with the sleepers' predicate check.
       std::lock_guard<std::mutex> lock(mu_);
-      generation_.fetch_add(1, std::memory_order_release);
+      state_.fetch_add(kGeneration, std::memory_order_release);  // even -> odd: open
     }
     if (sleeping_.load(std::memory_order_acquire) > 0) cv_.notify_all();
     inside_ = true;
-    body(ctx, 0, n);
+    work(0);
     inside_ = false;
-    waitFor([&] { return remaining_.load(std::memory_order_acquire) == 0; });
-  }
-
-  // Sense-reversing barrier over the `active_` threads of the current run.
-  void barrier() {
-    const uint32_t phase = barrierPhase_.load(std::memory_order_acquire);
-    if (barrierCount_.fetch_add(1, std::memory_order_acq_rel) + 1 == active_) {
-      barrierCount_.store(0, std::memory_order_relaxed);
-      barrierPhase_.store(phase + 1, std::memory_order_release);
-      return;
+    // Close the run once no joined worker is still inside it; late workers then see it closed.
+    for (;;) {
+      uint64_t s = state_.load(std::memory_order_acquire);
+      if (activeOf(s) == 0) {
+        const uint64_t closed = (generationOf(s) + 1) * kGeneration;
+        if (state_.compare_exchange_weak(s, closed, std::memory_order_acq_rel)) break;
+        continue;
+      }
+      waitFor([&] { return activeOf(state_.load(std::memory_order_acquire)) == 0; });
     }
-    waitFor([&] { return barrierPhase_.load(std::memory_order_acquire) != phase; });
   }
 
   static thread_local bool inside_;
 
  private:
-  template <class Done>
-  static void waitFor(Done done) {
-    for (int i = 0; !done(); i++) {
-      if (i < 4096) {
-        GLIMPSE_PAUSE();
-      } else {
-        // Another process may hold our core: let it run rather than spin against it.
-        std::this_thread::yield();
-      }
+  void work(int tid) {
+    for (int64_t c = next_.fetch_add(1, std::memory_order_relaxed); c < chunks_;
+         c = next_.fetch_add(1, std::memory_order_relaxed)) {
+      body_(ctx_, c, tid);
     }
   }
 
   void grow(int workers) {
     while (workers_ < workers) {
-      const int id = workers_ + 1;
-      // The worker starts from the current generation, so it cannot miss the run about to start.
-      const uint64_t seen = generation_.load(std::memory_order_acquire);
-      std::thread([this, id, seen] { loop(id, seen); }).detach();
       workers_++;
+      std::thread([this] { loop(); }).detach();
     }
   }
 
-  void loop(int id, uint64_t seen) {
+  void loop() {
     inside_ = true;
+    uint64_t seen = 0;  // the last generation this worker looked at
     for (;;) {
       const auto spinUntil = Clock::now() + kSpin;
       int i = 0;
-      while (generation_.load(std::memory_order_acquire) == seen) {
+      uint64_t s;
+      while (generationOf(s = state_.load(std::memory_order_acquire)) == seen || generationOf(s) % 2 == 0) {
         GLIMPSE_PAUSE();
         if (++i % 64 == 0 && Clock::now() > spinUntil) {
           std::unique_lock<std::mutex> lock(mu_);
           sleeping_.fetch_add(1, std::memory_order_acq_rel);
-          cv_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+          cv_.wait(lock, [&] {
+            const uint64_t g = generationOf(state_.load(std::memory_order_acquire));
+            return g != seen && g % 2 == 1;
+          });
           sleeping_.fetch_sub(1, std::memory_order_acq_rel);
         }
       }
-      seen = generation_.load(std::memory_order_acquire);
-      if (id < active_) body_(ctx_, id, active_);
-      remaining_.fetch_sub(1, std::memory_order_acq_rel);
+      seen = generationOf(s);
+      // Join unless the run is already full or has closed meanwhile.
+      while (generationOf(s) == seen && joinedOf(s) < maxJoin_) {
+        if (state_.compare_exchange_weak(s, s + kJoined + kActive, std::memory_order_acq_rel)) {
+          work(static_cast<int>(joinedOf(s)) + 1);
+          state_.fetch_sub(kActive, std::memory_order_acq_rel);
+          break;
+        }
+      }
     }
   }
 
   int workers_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> state_{0};
   std::atomic<int> sleeping_{0};
-  std::atomic<int> remaining_{0};
-  std::atomic<int> barrierCount_{0};
-  std::atomic<uint32_t> barrierPhase_{0};
-  ParallelBody body_ = nullptr;
+  std::atomic<int64_t> next_{0};
+  // Written by the caller before the run opens, read by joined workers.
+  ChunkBody body_ = nullptr;
   void* ctx_ = nullptr;
-  int active_ = 1;
+  int64_t chunks_ = 0;
+  uint64_t maxJoin_ = 0;
 };
 
 thread_local bool Pool::inside_ = false;
@@ -126,17 +151,12 @@ Pool& pool() {
 
 }  // namespace
 
-void parallelRun(int nthreads, ParallelBody body, void* ctx) {
-  if (nthreads <= 1 || Pool::inside_) {
-    body(ctx, 0, 1);
+void parallelChunks(int threads, int64_t chunks, ChunkBody body, void* ctx) {
+  if (threads <= 1 || chunks <= 1 || Pool::inside_) {
+    for (int64_t c = 0; c < chunks; c++) body(ctx, c, 0);
     return;
   }
-  pool().run(nthreads, body, ctx);
-}
-
-void poolBarrier(int nthreads) {
-  if (nthreads <= 1) return;
-  pool().barrier();
+  pool().run(threads, chunks, body, ctx);
 }
 
 }  // namespace glimpse

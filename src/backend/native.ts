@@ -129,6 +129,58 @@ interface Addon {
     gx: F32 | null,
     gw: F32 | null,
   ): void;
+  fmaPeak(iterations: number, threads: number): number;
+  // Training kernels (native/train_addon.cc); absent from an addon built before them.
+  batchNormStats?(
+    x: F32,
+    n: number,
+    channels: number,
+    spatial: number,
+    mean: Float64Array,
+    variance: Float64Array,
+  ): void;
+  batchNormForward?(
+    x: F32,
+    n: number,
+    channels: number,
+    spatial: number,
+    scale: Float64Array,
+    shift: Float64Array,
+    out: F32,
+  ): void;
+  batchNormBackward?(
+    x: F32,
+    gy: F32,
+    n: number,
+    channels: number,
+    spatial: number,
+    mean: Float64Array,
+    invstd: Float64Array,
+    weight: F32 | null,
+    training: boolean,
+    gx: F32,
+    gw: F32 | null,
+    gb: F32 | null,
+  ): void;
+  depthwiseConv2d?(
+    x: F32,
+    weight: F32,
+    bias: F32 | null,
+    batch: number,
+    channels: number,
+    win: Float64Array,
+    out: F32,
+  ): void;
+  depthwiseConv2dBackward?(
+    x: F32,
+    weight: F32,
+    gy: F32,
+    batch: number,
+    channels: number,
+    win: Float64Array,
+    gx: F32 | null,
+    gw: F32 | null,
+  ): void;
 }
 
 /** The unary ops, in the order of native/kernels.h's UnaryOp codes. */
@@ -232,6 +284,35 @@ function packAttention(args: AttentionArgs): Float64Array {
 }
 
 const isF32 = (x: Num): x is Float32Array => x instanceof Float32Array;
+
+/** A 2-D window with stride 1, dilation 1 and padding inside the kernel: the depthwiseConv2d fast path. */
+function isPlainWindow2d(win: Window): boolean {
+  if (win.inSize[0] !== 1 || win.outSize[0] !== 1 || win.kernel[0] !== 1) return false;
+  for (let d = 0; d < 3; d++) if (win.stride[d] !== 1 || win.dilation[d] !== 1) return false;
+  for (let d = 1; d < 3; d++) {
+    const k = win.kernel[d];
+    if (win.padding[d] >= k || win.outSize[d] + k - 1 > win.inSize[d] + 2 * win.padding[d]) return false;
+  }
+  return true;
+}
+
+/** Batch norm on the training kernels of native/train_addon.cc, when the addon has them. */
+function batchNormKernels(lib: Addon): Partial<Kernels> {
+  const { batchNormStats, batchNormForward, batchNormBackward } = lib;
+  if (!batchNormStats || !batchNormForward || !batchNormBackward) return {};
+  return {
+    batchNormStats(x, n, channels, spatial, mean, variance) {
+      if (!isF32(x)) return jsKernels.batchNormStats(x, n, channels, spatial, mean, variance);
+      batchNormStats.call(lib, x, n, channels, spatial, mean, variance);
+    },
+    batchNormForward(x, n, channels, spatial, scale, shift, out) {
+      batchNormForward.call(lib, x, n, channels, spatial, scale, shift, out);
+    },
+    batchNormBackward(x, gy, n, channels, spatial, mean, invstd, weight, training, gx, gw, gb) {
+      batchNormBackward.call(lib, x, gy, n, channels, spatial, mean, invstd, weight, training, gx, gw, gb);
+    },
+  };
+}
 
 function makeKernels(lib: Addon) {
   return {
@@ -411,6 +492,10 @@ function makeKernels(lib: Addon) {
       win: Window,
       out: F32,
     ): void {
+      if (multiplier === 1 && lib.depthwiseConv2d && isPlainWindow2d(win)) {
+        lib.depthwiseConv2d(x, weight, bias, batch, channels, packWindow(win), out);
+        return;
+      }
       lib.depthwiseConv(x, weight, bias, batch, channels, multiplier, packWindow(win), out);
     },
 
@@ -425,8 +510,14 @@ function makeKernels(lib: Addon) {
       gx: F32 | null,
       gw: F32 | null,
     ): void {
+      if (multiplier === 1 && lib.depthwiseConv2dBackward && isPlainWindow2d(win)) {
+        lib.depthwiseConv2dBackward(x, weight, gy, batch, channels, packWindow(win), gx, gw);
+        return;
+      }
       lib.depthwiseConvBackward(x, weight, gy, batch, channels, multiplier, packWindow(win), gx, gw);
     },
+
+    ...batchNormKernels(lib),
   } satisfies Partial<Kernels>;
 }
 
@@ -455,6 +546,21 @@ function requireAddon(what: string): Addon {
 /** Threads the native kernels may use (GLIMPSE_THREADS sets the initial value). */
 export function setNativeThreads(n: number): void {
   requireAddon('setNativeThreads').setThreads(n);
+}
+
+/**
+ * The machine's peak FLOP/s for the active instruction set, from a tight loop of independent FMA
+ * chains on `threads` threads (best of `trials` runs of `iterations` steps).
+ */
+export function measurePeakFlops(threads: number, trials = 20, iterations = 2_000_000): number {
+  const lib = requireAddon('measurePeakFlops');
+  let best = 0;
+  for (let t = 0; t < trials; t++) {
+    const t0 = performance.now();
+    const flops = lib.fmaPeak(iterations, threads);
+    best = Math.max(best, flops / ((performance.now() - t0) / 1000));
+  }
+  return best;
 }
 
 /** Forces an instruction set ('avx512', 'avx2', 'scalar'); nativeStatus().isas lists those this CPU has. */

@@ -1,0 +1,189 @@
+// N-API entry points of the training kernels (train_kernels.h). Like addon.cc, each call runs one
+// whole kernel on the arrays' backing stores after checking that every element the kernel touches
+// lies inside its array. The instruction set follows the main table's (setIsa), and so do threads.
+#include "train_addon.h"
+
+#include <cmath>
+#include <string>
+
+#include "train_kernels.h"
+
+namespace glimpse {
+namespace {
+
+TrainKernelTable trainScalar, trainAvx2, trainAvx512;
+const KernelTable* const* mainTable = nullptr;
+const int* mainThreads = nullptr;
+
+const TrainKernelTable& table() {
+#if defined(GLIMPSE_X86)
+  const std::string isa = (*mainTable)->name;
+  if (isa == "avx512") return trainAvx512;
+  if (isa == "avx2") return trainAvx2;
+#endif
+  return trainScalar;
+}
+
+class Checked {
+ public:
+  Checked(const Napi::CallbackInfo& info, const char* kernel) : info_(info), kernel_(kernel) {}
+
+  [[noreturn]] void fail(const std::string& what, bool range = true) const {
+    const std::string msg = std::string("native ") + kernel_ + ": " + what;
+    if (range) throw Napi::RangeError::New(info_.Env(), msg);
+    throw Napi::TypeError::New(info_.Env(), msg);
+  }
+
+  template <class T, napi_typedarray_type kType>
+  T* array(size_t i, const char* name, int64_t need, bool nullable) const {
+    const Napi::Value v = info_[i];
+    if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType) {
+      fail(std::string(name) + (kType == napi_float32_array ? " must be a Float32Array" : " must be a Float64Array"),
+           false);
+    }
+    auto a = v.As<Napi::TypedArrayOf<T>>();
+    if (static_cast<int64_t>(a.ElementLength()) < need) {
+      fail(std::string(name) + " has " + std::to_string(a.ElementLength()) + " elements, needs " +
+           std::to_string(need));
+    }
+    return a.Data();
+  }
+
+  float* f32(size_t i, const char* name, int64_t need, bool nullable = false) const {
+    return array<float, napi_float32_array>(i, name, need, nullable);
+  }
+  double* f64(size_t i, const char* name, int64_t need) const {
+    return array<double, napi_float64_array>(i, name, need, false);
+  }
+
+  int64_t count(size_t i, const char* name) const {
+    const Napi::Value v = info_[i];
+    if (!v.IsNumber()) fail(std::string(name) + " must be a number", false);
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= 0 && d <= 9007199254740991.0) || std::floor(d) != d) {
+      fail(std::string(name) + " must be a non-negative integer, got " + std::to_string(d));
+    }
+    return static_cast<int64_t>(d);
+  }
+
+  bool flag(size_t i) const { return info_[i].ToBoolean().Value(); }
+
+  // A window packed as addon.cc's: inSize, outSize, kernel, stride, padding, dilation (3 each), here
+  // restricted to what the depthwise kernels take: 2-D, stride 1, dilation 1, in-range padding.
+  Window window2d(size_t i) const {
+    const double* m = f64(i, "window", 18);
+    Window w;
+    int64_t* parts[6] = {w.inSize, w.outSize, w.kernel, w.stride, w.padding, w.dilation};
+    for (int p = 0; p < 6; p++) {
+      for (int d = 0; d < 3; d++) {
+        const double v = m[p * 3 + d];
+        if (!(v >= 0 && v < 1e9) || std::floor(v) != v) fail("window entries must be non-negative integers");
+        parts[p][d] = static_cast<int64_t>(v);
+      }
+    }
+    for (int d = 0; d < 3; d++) {
+      if (w.stride[d] != 1 || w.dilation[d] != 1) fail("takes stride 1 and dilation 1 only");
+    }
+    if (w.inSize[0] != 1 || w.outSize[0] != 1 || w.kernel[0] != 1) fail("takes 2-D windows only");
+    for (int d = 1; d < 3; d++) {
+      if (w.kernel[d] < 1 || w.padding[d] >= w.kernel[d] || w.outSize[d] + w.kernel[d] - 1 > w.inSize[d] + 2 * w.padding[d]) {
+        fail("window sizes do not fit (kernel >= 1, padding < kernel, output inside the padded input)");
+      }
+    }
+    return w;
+  }
+
+ private:
+  const Napi::CallbackInfo& info_;
+  const char* kernel_;
+};
+
+// batchNormStats(x, n, channels, spatial, mean, variance)
+Napi::Value BatchNormStats(const Napi::CallbackInfo& info) {
+  Checked a(info, "batchNormStats");
+  const int64_t n = a.count(1, "n"), c = a.count(2, "channels"), s = a.count(3, "spatial");
+  const float* x = a.f32(0, "x", n * c * s);
+  double* mean = a.f64(4, "mean", c);
+  double* variance = a.f64(5, "variance", c);
+  table().batchNormStats(x, n, c, s, mean, variance, *mainThreads);
+  return info.Env().Undefined();
+}
+
+// batchNormForward(x, n, channels, spatial, scale, shift, out)
+Napi::Value BatchNormForward(const Napi::CallbackInfo& info) {
+  Checked a(info, "batchNormForward");
+  const int64_t n = a.count(1, "n"), c = a.count(2, "channels"), s = a.count(3, "spatial");
+  const float* x = a.f32(0, "x", n * c * s);
+  const double* scale = a.f64(4, "scale", c);
+  const double* shift = a.f64(5, "shift", c);
+  float* out = a.f32(6, "out", n * c * s);
+  table().batchNormForward(x, n, c, s, scale, shift, out, *mainThreads);
+  return info.Env().Undefined();
+}
+
+// batchNormBackward(x, gy, n, channels, spatial, mean, invstd, weight, training, gx, gw, gb)
+Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
+  Checked a(info, "batchNormBackward");
+  const int64_t n = a.count(2, "n"), c = a.count(3, "channels"), s = a.count(4, "spatial");
+  const float* x = a.f32(0, "x", n * c * s);
+  const float* gy = a.f32(1, "gy", n * c * s);
+  const double* mean = a.f64(5, "mean", c);
+  const double* invstd = a.f64(6, "invstd", c);
+  const float* weight = a.f32(7, "weight", c, true);
+  const bool training = a.flag(8);
+  float* gx = a.f32(9, "gx", n * c * s);
+  float* gw = a.f32(10, "gw", c, true);
+  float* gb = a.f32(11, "gb", c, true);
+  table().batchNormBackward(x, gy, n, c, s, mean, invstd, weight, training, gx, gw, gb, *mainThreads);
+  return info.Env().Undefined();
+}
+
+int64_t plane2(const int64_t* s) { return s[1] * s[2]; }
+
+// depthwiseConv2d(x, weight, bias, batch, channels, window, out)
+Napi::Value DepthwiseConv2d(const Napi::CallbackInfo& info) {
+  Checked a(info, "depthwiseConv2d");
+  const int64_t batch = a.count(3, "batch"), channels = a.count(4, "channels");
+  const Window w = a.window2d(5);
+  const float* x = a.f32(0, "x", batch * channels * plane2(w.inSize));
+  const float* weight = a.f32(1, "weight", channels * plane2(w.kernel));
+  const float* bias = a.f32(2, "bias", channels, true);
+  float* out = a.f32(6, "out", batch * channels * plane2(w.outSize));
+  table().depthwiseConv2d(x, weight, bias, batch, channels, w, out, *mainThreads);
+  return info.Env().Undefined();
+}
+
+// depthwiseConv2dBackward(x, weight, gy, batch, channels, window, gx, gw)
+Napi::Value DepthwiseConv2dBackward(const Napi::CallbackInfo& info) {
+  Checked a(info, "depthwiseConv2dBackward");
+  const int64_t batch = a.count(3, "batch"), channels = a.count(4, "channels");
+  const Window w = a.window2d(5);
+  const float* x = a.f32(0, "x", batch * channels * plane2(w.inSize));
+  const float* weight = a.f32(1, "weight", channels * plane2(w.kernel));
+  const float* gy = a.f32(2, "gy", batch * channels * plane2(w.outSize));
+  float* gx = a.f32(6, "gx", batch * channels * plane2(w.inSize), true);
+  float* gw = a.f32(7, "gw", channels * plane2(w.kernel), true);
+  table().depthwiseConv2dBackward(x, weight, gy, batch, channels, w, gx, gw, *mainThreads);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void registerTrainKernels(Napi::Env env, Napi::Object exports, const KernelTable* const* active,
+                          const int* threads) {
+  mainTable = active;
+  mainThreads = threads;
+  scalar::fillTrainTable(&trainScalar);
+#if defined(GLIMPSE_X86)
+  avx2::fillTrainTable(&trainAvx2);
+  avx512::fillTrainTable(&trainAvx512);
+#endif
+  exports.Set("batchNormStats", Napi::Function::New(env, BatchNormStats));
+  exports.Set("batchNormForward", Napi::Function::New(env, BatchNormForward));
+  exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
+  exports.Set("depthwiseConv2d", Napi::Function::New(env, DepthwiseConv2d));
+  exports.Set("depthwiseConv2dBackward", Napi::Function::New(env, DepthwiseConv2dBackward));
+}
+
+}  // namespace glimpse

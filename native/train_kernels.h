@@ -1,0 +1,46 @@
+// Kernels that training leans on beyond kernels.h's table: batch norm (statistics, folded forward,
+// backward) and the depthwise convolution of ConvMixer-style blocks (2-D, stride 1, dilation 1, one
+// output per input channel), each compiled per instruction set like the main table (train_*.cc
+// include train_impl.h) and exposed through train_addon.cc. Semantics are those of the js kernels in
+// src/backend/js/batch_norm.ts and conv.ts. Plain data and function pointers only (see kernels.h).
+#pragma once
+#include <cstdint>
+
+#include "kernels.h"
+
+namespace glimpse {
+
+struct TrainKernelTable {
+  const char* name;
+  // Per-channel mean and biased variance of x (n, channels, spatial), float64 out.
+  void (*batchNormStats)(const float* x, int64_t n, int64_t channels, int64_t spatial, double* mean,
+                         double* variance, int threads);
+  // out = x * scale[c] + shift[c].
+  void (*batchNormForward)(const float* x, int64_t n, int64_t channels, int64_t spatial, const double* scale,
+                           const double* shift, float* out, int threads);
+  // gx always, gw/gb (channels,) when not null; weight null means 1.
+  void (*batchNormBackward)(const float* x, const float* gy, int64_t n, int64_t channels, int64_t spatial,
+                            const double* mean, const double* invstd, const float* weight, bool training, float* gx,
+                            float* gw, float* gb, int threads);
+  // Depthwise 2-D convolution with stride 1, dilation 1 and one output channel per input channel: the
+  // window's depth dims are 1. out (batch, channels, OH, OW).
+  void (*depthwiseConv2d)(const float* x, const float* weight, const float* bias, int64_t batch, int64_t channels,
+                          const Window& w, float* out, int threads);
+  // Its gradients: gx (overwritten) and gw (accumulated, as the js kernel) when not null.
+  void (*depthwiseConv2dBackward)(const float* x, const float* weight, const float* gy, int64_t batch,
+                                  int64_t channels, const Window& w, float* gx, float* gw, int threads);
+};
+
+namespace scalar {
+void fillTrainTable(TrainKernelTable* t);
+}
+#if defined(GLIMPSE_X86)
+namespace avx2 {
+void fillTrainTable(TrainKernelTable* t);
+}
+namespace avx512 {
+void fillTrainTable(TrainKernelTable* t);
+}
+#endif
+
+}  // namespace glimpse
