@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { FASHION_MNIST_CLASSES, readFashionMnistDir } from '../src/data/fashion_mnist.js';
+import type { Sample } from '../src/server/protocol.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,15 +40,7 @@ const PHOTOS = [
   { id: 'retina', file: 'retina.jpg', title: 'Fundus photograph of a left eye', credit: 'CC0 1.0' },
 ];
 
-interface SampleEntry {
-  id: string;
-  file: string;
-  title: string;
-  kind: 'photo' | 'fashion';
-  credit: string;
-  label?: number;
-}
-const entries: SampleEntry[] = [];
+const entries: Sample[] = [];
 
 mkdirSync(join(out, 'photos'), { recursive: true });
 for (const p of PHOTOS) {
