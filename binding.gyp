@@ -17,7 +17,7 @@
   "targets": [
     {
       "target_name": "glimpse_native",
-      "sources": ["native/addon.cc", "native/thread_pool.cc", "native/isa_scalar.cc"],
+      "sources": ["native/addon.cc", "native/thread_pool.cc", "native/isa_scalar.cc", "native/train_addon.cc", "native/train_scalar.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "conditions": [["target_arch == 'x64'", {"dependencies": ["glimpse_avx2", "glimpse_avx512"]}]]
@@ -29,7 +29,7 @@
         {
           "target_name": "glimpse_avx2",
           "type": "static_library",
-          "sources": ["native/isa_avx2.cc"],
+          "sources": ["native/isa_avx2.cc", "native/train_avx2.cc"],
           "cflags_cc": ["-mavx2", "-mfma"],
           "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["-O3", "-fno-math-errno", "-mavx2", "-mfma"]},
           "msvs_settings": {"VCCLCompilerTool": {"EnableEnhancedInstructionSet": 5}}
@@ -37,7 +37,7 @@
         {
           "target_name": "glimpse_avx512",
           "type": "static_library",
-          "sources": ["native/isa_avx512.cc"],
+          "sources": ["native/isa_avx512.cc", "native/train_avx512.cc"],
           "cflags_cc": ["-mavx512f", "-mavx2", "-mfma"],
           "xcode_settings": {"OTHER_CPLUSPLUSFLAGS": ["-O3", "-fno-math-errno", "-mavx512f", "-mavx2", "-mfma"]},
           "msvs_settings": {"VCCLCompilerTool": {"AdditionalOptions": ["/arch:AVX512"]}}
