@@ -2,8 +2,12 @@
  * Trains DETR on the Fashion-MNIST detection set (DETR_FASHION_MNIST preset) and evaluates COCO-style
  * AP on its test split.
  *
- *   npx tsx scripts/train_detr.ts [--steps 1800] [--pretrain-steps 500] [--batch 16] [--lr 4e-4]
- *       [--backbone-lr-scale 0.25] [--eval-images 2000] [--out runs/detr_fashion] [--figures docs/detection]
+ *   npx tsx scripts/train_detr.ts [--minutes 25 | --steps 2400] [--pretrain-steps 800] [--batch 16]
+ *       [--lr 4e-4] [--backbone-lr-scale 0.25] [--eval-images 2000] [--out runs/detr_fashion]
+ *       [--figures docs/detection]
+ *
+ * With --minutes the detector trains for that long (after pretraining) and the cosine schedule runs
+ * on the fraction of that time spent, so a busy machine gets fewer steps, not a cut-off schedule.
  *
  * Two phases, as DETR itself starts from a pretrained backbone: (1) the ResNet trunk with trainable
  * batch norm learns to classify single items on 32x32 canvases; (2) its weights (batch-norm
@@ -36,8 +40,9 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-const steps = Number(arg('steps', '1800'));
-const pretrainSteps = Number(arg('pretrain-steps', '500'));
+const minutes = Number(arg('minutes', '0'));
+const steps = minutes > 0 ? Number.POSITIVE_INFINITY : Number(arg('steps', '2400'));
+const pretrainSteps = Number(arg('pretrain-steps', '800'));
 const batch = Number(arg('batch', '16'));
 const baseLr = Number(arg('lr', '4e-4'));
 const backboneLrScale = Number(arg('backbone-lr-scale', '0.25'));
@@ -59,11 +64,8 @@ const log = (record: Record<string, unknown>) => {
 const trainItems = await loadFashionMnist('train', { download: false });
 const testItems = await loadFashionMnist('test', { download: false });
 const canvasOptions = { canvas: 64, items: [1, 4] as const, scale: [0.6, 1.0] as const };
-const train = new FashionDetection(trainItems, {
-  ...canvasOptions,
-  length: steps * batch,
-  seed: seed * 2 + 1,
-});
+// Every step draws fresh canvases: the set is as long as any run can use.
+const train = new FashionDetection(trainItems, { ...canvasOptions, length: 2 ** 31, seed: seed * 2 + 1 });
 const test = new FashionDetection(testItems, { ...canvasOptions, length: evalImages, seed: seed * 2 + 2 });
 const model = new DetrForObjectDetection({ ...DETR_FASHION_MNIST, labels: [...FASHION_MNIST_CLASSES] });
 log({
@@ -72,7 +74,8 @@ log({
   cpus: cpus().length,
   cpu: cpus()[0]?.model,
   params: model.numParameters(),
-  steps,
+  steps: minutes > 0 ? null : steps,
+  minutes,
   pretrainSteps,
   batch,
   lr: baseLr,
@@ -149,7 +152,20 @@ const opt = new optim.AdamW(
   ],
   { lr: baseLr, weightDecay: 1e-4 },
 );
-const schedule = optim.cosineSchedule({ baseLr, totalSteps: steps, warmupSteps: 100, minLr: baseLr * 0.02 });
+const warmupSteps = 100;
+const cosine = optim.cosineSchedule({
+  baseLr,
+  totalSteps: 1000 + warmupSteps,
+  warmupSteps,
+  minLr: baseLr * 0.02,
+});
+const detrStarted = Date.now();
+/** Training progress in [0, 1]: by steps, or by time with --minutes. */
+const progress = (step: number) =>
+  minutes > 0 ? Math.min(1, (Date.now() - detrStarted) / 60000 / minutes) : Math.min(1, step / steps);
+// Linear warmup by steps, then the cosine over the remaining progress.
+const schedule = (step: number) =>
+  step < warmupSteps ? cosine(step) : cosine(warmupSteps + Math.round(1000 * progress(step)));
 
 function evaluate(count: number) {
   model.eval();
@@ -173,7 +189,8 @@ function evaluate(count: number) {
 
 model.train();
 let window = { loss: 0, ce: 0, bbox: 0, giou: 0, n: 0, since: Date.now() };
-for (let step = 0; step < steps; step++) {
+let step = 0;
+for (; step < steps && !(minutes > 0 && progress(step) >= 1); step++) {
   optim.setLr(opt, schedule(step));
   const samples = Array.from({ length: batch }, (_, i) => train.get(step * batch + i));
   const out = model.forward(stackImages(samples));
@@ -204,7 +221,7 @@ for (let step = 0; step < steps; step++) {
     });
     window = { loss: 0, ce: 0, bbox: 0, giou: 0, n: 0, since: Date.now() };
   }
-  if ((step + 1) % 300 === 0 && step + 1 < steps) {
+  if ((step + 1) % 300 === 0) {
     const r = evaluate(256);
     log({ phase: 'eval', step: step + 1, images: 256, ap: r.map, ap50: r.map50 });
   }
@@ -218,8 +235,8 @@ const metrics = {
   ap75: final.map75,
   per_class_ap50: Object.fromEntries([...final.perClass].map(([c, v]) => [FASHION_MNIST_CLASSES[c], v.ap50])),
   test_images: evalImages,
-  train_images: steps * batch,
-  steps,
+  train_images: step * batch,
+  steps: step,
   pretrain_steps: pretrainSteps,
   train_seconds: trainSeconds,
   backend: getBackend(),
