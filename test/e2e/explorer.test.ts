@@ -73,10 +73,11 @@ test('the page shows predictions, maps, heads, distances, saliency for the first
   const heat = await canvasStats('#explain-canvas');
   assert.ok(heat.colors > 20, `the overlay has ${heat.colors} colors`);
   assert.equal(await page.getAttribute('#explain-canvas', 'data-method'), 'rollout');
-  assert.equal(await page.getAttribute('#explain-canvas', 'data-layer'), '6');
-  assert.equal(await page.locator('#head-grid canvas').count(), 4);
-  // 6 layers x 4 heads, plus the 6 means.
-  assert.equal(await page.locator('#distance-plot svg circle').count(), 30);
+  const { layers, heads } = explorer.pool.descriptions[0].attention!;
+  assert.equal(await page.getAttribute('#explain-canvas', 'data-layer'), String(layers));
+  assert.equal(await page.locator('#head-grid canvas').count(), heads[0]);
+  // A dot per layer and head, plus each layer's mean.
+  assert.equal(await page.locator('#distance-plot svg circle').count(), layers * heads[0] + layers);
   const fixations = await page.locator('#scanpath .fixation').count();
   assert.ok(fixations >= 1 && fixations === (await page.locator('#fixations li').count()));
   const saliency = await canvasStats('#saliency-canvas');
@@ -104,9 +105,14 @@ test('picking a photograph, switching method and layer redraws the maps', {
   const full = await canvasStats('#explain-canvas');
   await page.fill('#layer-slider', '0');
   await page.waitForSelector('#explain-canvas[data-layer="1"]');
-  assert.equal(await page.textContent('#layer-label'), 'layers 1-1 of 6');
+  const { layers } = explorer.pool.descriptions[0].attention!;
+  assert.equal(await page.textContent('#layer-label'), `layers 1-1 of ${layers}`);
   assert.equal(await page.textContent('#heads-title'), 'Attention heads of layer 1');
-  assert.notEqual((await canvasStats('#explain-canvas')).pixels, full.pixels, 'layer 1 differs from layer 6');
+  assert.notEqual(
+    (await canvasStats('#explain-canvas')).pixels,
+    full.pixels,
+    'layer 1 differs from the last',
+  );
 
   await page.click('#method-tabs button[data-method="gradcam"]');
   await page.waitForSelector('#explain-canvas[data-method="gradcam"]');

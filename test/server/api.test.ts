@@ -97,6 +97,25 @@ function pngHeader(width: number, height: number): Uint8Array {
   );
 }
 
+/** The embedded model's depth, heads, patches and token layout (whichever checkpoint is committed). */
+function architecture() {
+  const layout = local.layout;
+  assert.ok(layout?.kind === 'tokens', 'the embedded model is a ViT');
+  const attention = local.description.attention!;
+  const [gh, gw] = layout.gridSize;
+  return {
+    depth: attention.layers,
+    heads: attention.heads[0],
+    patches: gh * gw,
+    tokenOptions: {
+      prefixTokens: layout.prefixTokens,
+      tokenIndex: layout.tokenIndex,
+      gridSize: layout.gridSize,
+      patchSize: layout.patchSize,
+    },
+  };
+}
+
 before(async () => {
   explorer = await buildExplorer({ webDir: null, workers: 2 });
   base = await explorer.app.listen({ host: '127.0.0.1', port: 0 });
@@ -117,8 +136,8 @@ describe('explorer API', () => {
     const m = models[0];
     assert.deepEqual(m.inputSize, [1, 28, 28]);
     assert.equal(m.labels?.[9], 'Ankle boot');
-    assert.deepEqual(m.attention?.gridSize, [7, 7]);
-    assert.equal(m.attention?.layers, 6);
+    assert.deepEqual(m.attention, local.description.attention);
+    assert.equal(m.attention?.kind, 'tokens');
     assert.deepEqual(m.methods, ['rollout', 'flow', 'grad-rollout', 'gradcam']);
     const { samples } = (await (await fetch(`${base}/api/samples`)).json()) as {
       samples: { id: string; url: string }[];
@@ -168,20 +187,22 @@ describe('explorer API', () => {
       method: 'rollout',
       png: true,
     });
-    assert.deepEqual(r.layers, [1, 2, 3, 4, 5, 6]);
-    assert.deepEqual(r.gridSize, [7, 7]);
+    const { depth, heads, patches, tokenOptions } = architecture();
+    assert.deepEqual(
+      r.layers,
+      Array.from({ length: depth }, (_, l) => l + 1),
+    );
+    assert.deepEqual(r.gridSize, tokenOptions.gridSize);
     const { input } = modelInput(await readImage(sampleBytes('fashion/3.png')), local.model.pretrainedCfg);
     const { attentions } = noGrad(() => local.model.forward(input, { captureAttention: true }));
-    for (const depth of [1, 3, 6]) {
-      const expected = attentionRollout(attentions.slice(0, depth), {
-        prefixTokens: 1,
-        gridSize: [7, 7],
-      }).map;
-      assertClose(r.maps[depth - 1][0], expected, 1e-3, `rollout through layer ${depth}`);
+    for (const l of [1, Math.ceil(depth / 2), depth]) {
+      const expected = attentionRollout(attentions.slice(0, l), tokenOptions).map;
+      assertClose(r.maps[l - 1][0], expected, 1e-3, `rollout through layer ${l}`);
     }
-    assert.equal(r.heads?.length, 6);
-    assert.equal(r.heads?.[0].length, 4);
-    assert.equal(r.heads?.[5][3].length, 49);
+    assert.equal(r.heads?.length, depth);
+    assert.ok(
+      r.heads?.every((layer) => layer.length === heads && layer.every((map) => map.length === patches)),
+    );
     assert.ok(r.heads?.every((layer) => layer.every((map) => Math.abs(Math.max(...map) - 1) < 1e-3)));
     assert.match(String(r.overlay), /^data:image\/png;base64,/);
     const overlay = await readImage(Buffer.from(String(r.overlay).split(',')[1], 'base64'));
@@ -190,7 +211,8 @@ describe('explorer API', () => {
 
   test('explain flow, grad-rollout and gradcam: a map per layer, the class asked for', async () => {
     const flow = await ok<ExplainResult>('/api/explain', { image: { sample: 'fashion-3' }, method: 'flow' });
-    assert.equal(flow.maps.length, 6);
+    const { depth, patches } = architecture();
+    assert.equal(flow.maps.length, depth);
     assert.equal(flow.target, null);
     const grad = await ok<ExplainResult>('/api/explain', {
       image: { sample: 'fashion-3' },
@@ -198,7 +220,7 @@ describe('explorer API', () => {
       class: 3,
     });
     assert.equal(grad.target, 3);
-    assert.equal(grad.maps.length, 6);
+    assert.equal(grad.maps.length, depth);
     const rollout = await ok<ExplainResult>('/api/explain', {
       image: { sample: 'fashion-3' },
       method: 'grad-rollout',
@@ -208,7 +230,7 @@ describe('explorer API', () => {
     assert.equal(rollout.target, rollout.top[0].class, 'the predicted class by default');
     for (const r of [flow, grad, rollout]) {
       for (const layer of r.maps)
-        assert.ok(layer[0].length === 49 && layer[0].every((v) => v >= 0 && v <= 1));
+        assert.ok(layer[0].length === patches && layer[0].every((v) => v >= 0 && v <= 1));
     }
   });
 
@@ -216,7 +238,7 @@ describe('explorer API', () => {
     const d = await ok<DistanceResult>('/api/attention-distance', { image: { sample: 'fashion-5' } });
     const { input } = modelInput(await readImage(sampleBytes('fashion/5.png')), local.model.pretrainedCfg);
     const { attentions } = noGrad(() => local.model.forward(input, { captureAttention: true }));
-    const expected = meanAttentionDistance(attentions, { patchSize: 4, gridSize: [7, 7], prefixTokens: 1 });
+    const expected = meanAttentionDistance(attentions, architecture().tokenOptions);
     assertClose(d.distances.flat(), expected.flat(), 1e-3, 'distances');
 
     const s = await ok<SaliencyResult>('/api/saliency', {
