@@ -363,7 +363,8 @@ describe('explorer queue', () => {
       );
 
       const url = await small.app.listen({ host: '127.0.0.1', port: 0 });
-      const statuses = await Promise.all(
+      let finished = false;
+      const burst = Promise.all(
         Array.from({ length: 8 }, async () => {
           const r = await fetch(`${url}/api/explain`, {
             method: 'POST',
@@ -377,7 +378,16 @@ describe('explorer queue', () => {
           }
           return r.status;
         }),
-      );
+      ).finally(() => {
+        finished = true;
+      });
+      // The event loop stays free while the worker computes: health answers before the burst ends.
+      let health: { busy: number } | null = null;
+      while (!finished && !health?.busy) {
+        health = (await (await fetch(`${url}/api/health`)).json()) as { busy: number };
+      }
+      assert.ok(health?.busy === 1 && !finished, 'the server answered /api/health while its worker was busy');
+      const statuses = await burst;
       assert.ok(
         statuses.every((s) => s === 200 || s === 503),
         statuses.join(','),
