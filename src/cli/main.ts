@@ -3,6 +3,8 @@
  * listed in cli/commands/index.ts. Errors print one line (what is wrong and what to do) and exit 1.
  */
 import { Command, CommanderError } from 'commander';
+// The native backend when its addon loads (js otherwise, with one warning): training and inference speed.
+import '../backend/native.js';
 import { commands } from './commands/index.js';
 
 export async function main(argv: string[]): Promise<number> {

@@ -14,6 +14,7 @@ import { scaledDotProductAttention } from '../ops/attention.js';
 import { zeros } from '../ops/creation.js';
 import { add, div, mul } from '../ops/elementwise.js';
 import { linear } from '../ops/matmul.js';
+import { qkvAttention } from '../ops/qkv_attention.js';
 import { amax, mean } from '../ops/reduce.js';
 import { interpolate } from '../ops/resample.js';
 import { cat, expand, permute, reshape, select, slice, transpose, unbind } from '../ops/shape.js';
@@ -173,13 +174,17 @@ export class Attention extends Module {
 
   forward(x: Tensor, attentions?: Tensor[]): Tensor {
     const [B, N, C] = x.shape;
+    const dropoutP = this.training ? this.attn_drop.p : 0;
+    if (!attentions && dropoutP === 0) {
+      // The common path: heads gathered and merged inside one op, no permuted copies in the graph.
+      return this.proj_drop.forward(this.proj.forward(qkvAttention(this.qkv.forward(x), this.numHeads)));
+    }
     // One GEMM for q, k and v, one copy into head-major layout.
     const qkv = permute(
       reshape(this.qkv.forward(x), [B, N, 3, this.numHeads, this.headDim]),
       [2, 0, 3, 1, 4],
     ); // (3, B, H, N, D)
     const [q, k, v] = unbind(qkv, 0);
-    const dropoutP = this.training ? this.attn_drop.p : 0;
     let out: Tensor;
     if (attentions) {
       const r = scaledDotProductAttention(q, k, v, { dropoutP, returnProbs: true });

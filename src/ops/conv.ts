@@ -77,26 +77,112 @@ function addBiasPlanes(
   channels: number,
   plane: number,
 ): void {
-  for (let n = 0; n < batch; n++) {
-    for (let c = 0; c < channels; c++) {
-      const o = (n * channels + c) * plane;
-      out.fill(bias[c], o, o + plane);
-    }
-  }
+  const shape = [batch, channels, plane];
+  kernels().binary('add', out, [channels * plane, plane, 1], bias, [0, 1, 0], out, shape);
 }
 
 /** d(loss)/d(bias) of a conv: gy (N, C, L) summed over N and L. */
 function biasGrad(gy: Float32Array, batch: number, channels: number, plane: number): Tensor {
+  const perImage = new Float32Array(batch * channels);
+  kernels().reduce('sum', gy, batch * channels, plane, 1, perImage);
   const gb = new Float32Array(channels);
-  for (let n = 0; n < batch; n++) {
-    for (let c = 0; c < channels; c++) {
-      const o = (n * channels + c) * plane;
-      let s = 0;
-      for (let i = 0; i < plane; i++) s += gy[o + i];
-      gb[c] += s;
-    }
-  }
+  kernels().reduce('sum', perImage, 1, batch, channels, gb);
   return new Tensor(gb, [channels]);
+}
+
+/** Images per chunk of the wide conv path, so its column buffers stay under ~64 MB. */
+const WIDE_CHUNK_FLOATS = 1 << 24;
+
+/**
+ * A groups=1 convolution as one GEMM over a chunk of images: the columns of every image side by side,
+ * (K, n*L) with K = Cin * prod(kernel), so small feature maps (L = 1..49 in a ResNet's later stages)
+ * still make one well-shaped GEMM instead of one tiny GEMM per image. The backward recomputes the
+ * columns per chunk rather than keeping them.
+ */
+function convWide(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor | null | undefined,
+  win: Window,
+  outShape: number[],
+  parents: Tensor[],
+  op: string,
+): Tensor {
+  const [N, Cin] = x.shape;
+  const Cout = weight.shape[0];
+  const taps = sizeOf(weight.shape.slice(2));
+  const K = Cin * taps;
+  const L = sizeOf(win.outSize);
+  const Lin = sizeOf(win.inSize);
+  const pointwise = taps === 1 && win.stride.every((v) => v === 1) && win.padding.every((v) => v === 0);
+  const xd = x.data as Float32Array;
+  const wd = weight.data as Float32Array;
+  const chunk = Math.max(1, Math.min(N, Math.floor(WIDE_CHUNK_FLOATS / Math.max(1, (K + Cout) * L))));
+  const k = kernels();
+  // (n, K, L) <-> (K, n, L): the layout change between per-image blocks and one wide matrix.
+  const toWide = (src: Float32Array, rows: number, n: number, dst: Float32Array) =>
+    k.copyStrided(src, 0, [L, rows * L, 1], [rows, n, L], dst, 0, [n * L, L, 1]);
+  const fromWide = (src: Float32Array, rows: number, n: number, dst: Float32Array, dstOffset: number) =>
+    k.copyStrided(src, 0, [n * L, L, 1], [rows, n, L], dst, dstOffset, [L, rows * L, 1]);
+  // Columns of images [n0, n0 + n) as a (K, n*L) matrix.
+  const wideColumns = (n0: number, n: number, cols: Float32Array | null, wide: Float32Array) => {
+    const xs = xd.subarray(n0 * Cin * Lin, (n0 + n) * Cin * Lin);
+    if (cols) k.im2col(xs, n * Cin, win, cols);
+    toWide(cols ?? xs, K, n, wide);
+  };
+  const cols = pointwise ? null : new Float32Array(chunk * K * L);
+  const wide = new Float32Array(chunk * K * L);
+  const outWide = new Float32Array(chunk * Cout * L);
+  const out = new Float32Array(N * Cout * L);
+  for (let n0 = 0; n0 < N; n0 += chunk) {
+    const n = Math.min(chunk, N - n0);
+    wideColumns(n0, n, cols, wide);
+    // (Cout, n*L) = (Cout, K) @ (K, n*L)
+    k.gemm({ a: wd, b: wide, c: outWide, batch: 1, m: Cout, n: n * L, k: K });
+    fromWide(outWide, Cout, n, out, n0 * Cout * L);
+  }
+  if (bias) addBiasPlanes(out, bias.data as Float32Array, N, Cout, L);
+  return record(new Tensor(out, outShape), op, parents, (g) => {
+    const gyd = g.data as Float32Array;
+    const gw = weight.requiresGrad ? new Float32Array(weight.size) : null;
+    const gx = x.requiresGrad ? new Float32Array(x.size) : null;
+    const gyWide = new Float32Array(chunk * Cout * L);
+    const gWide = gx ? new Float32Array(chunk * K * L) : null;
+    for (let n0 = 0; n0 < N; n0 += chunk) {
+      const n = Math.min(chunk, N - n0);
+      toWide(gyd.subarray(n0 * Cout * L, (n0 + n) * Cout * L), Cout, n, gyWide);
+      if (gw) {
+        wideColumns(n0, n, cols, wide);
+        // (Cout, K) += (Cout, n*L) @ (K, n*L)^T
+        k.gemm({
+          a: gyWide,
+          b: wide,
+          c: gw,
+          batch: 1,
+          m: Cout,
+          n: K,
+          k: n * L,
+          transB: true,
+          beta: n0 === 0 ? 0 : 1,
+        });
+      }
+      if (gx && gWide) {
+        // (K, n*L) = (Cout, K)^T @ (Cout, n*L)
+        k.gemm({ a: wd, b: gyWide, c: gWide, batch: 1, m: K, n: n * L, k: Cout, transA: true });
+        if (cols) {
+          fromWide(gWide, K, n, cols, 0);
+          k.col2im(cols, n * Cin, win, gx.subarray(n0 * Cin * Lin, (n0 + n) * Cin * Lin));
+        } else {
+          fromWide(gWide, K, n, gx, n0 * Cin * Lin);
+        }
+      }
+    }
+    return [
+      gx ? new Tensor(gx, x.shape) : null,
+      gw ? new Tensor(gw, weight.shape) : null,
+      bias?.requiresGrad ? biasGrad(gyd, N, Cout, L) : null,
+    ];
+  });
 }
 
 function convNd(
@@ -183,6 +269,8 @@ function convNd(
     });
     return unbatch(y);
   }
+
+  if (groups === 1) return unbatch(convWide(x, weight, bias, win, outShape, parents, op));
 
   const CoutG = Cout / groups;
   const K = CinG * sizeOf(kernel); // GEMM depth per group

@@ -26,6 +26,7 @@ export {
 } from './conv.js';
 export * from './batch_norm.js';
 export * from './creation.js';
+export { type QkvAttentionOptions, qkvAttention } from './qkv_attention.js';
 export { dropPath, dropout, embedding } from './dropout.js';
 export {
   abs,

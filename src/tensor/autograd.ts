@@ -4,7 +4,8 @@
  * gradient per parent (null where a parent needs none). `backward()` walks the graph in reverse
  * topological order and accumulates gradients into `.grad` of leaves.
  */
-import { reshapeStorage, type Tensor } from './tensor.js';
+import { kernels } from '../backend/backend.js';
+import { reshapeStorage, Tensor } from './tensor.js';
 
 export type BackwardRule = (grad: Tensor) => ReadonlyArray<Tensor | null | undefined>;
 
@@ -84,17 +85,22 @@ export function runBackward(root: Tensor, seed: Tensor, retainGraph: boolean): v
   }
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>();
+  // Sums this pass allocated and nobody else has seen yet: later contributions are added into them in
+  // place. A gradient a backward rule returned may alias its input or another parent's gradient, so
+  // only these are safe to overwrite; one is handed out (and leaves this set) when its tensor's turn comes.
+  const owned = new Set<Tensor>();
   grads.set(root, seed);
   noGrad(() => {
     for (const t of order) {
       const g = grads.get(t);
       if (!g) continue;
+      const fresh = owned.delete(g);
       const node = t.gradNode;
       if (!node) {
-        accumulate(t, g);
+        accumulate(t, g, fresh);
         continue;
       }
-      if (t.retainsGrad) accumulate(t, g);
+      if (t.retainsGrad) accumulate(t, g, false);
       grads.delete(t);
       const parentGrads = node.backward(g);
       node.parents.forEach((p, i) => {
@@ -106,22 +112,36 @@ export function runBackward(root: Tensor, seed: Tensor, retainGraph: boolean): v
           );
         }
         const prev = grads.get(p);
-        grads.set(p, prev ? addInto(prev, pg) : pg);
+        if (!prev) {
+          grads.set(p, pg);
+        } else if (owned.has(prev)) {
+          addTo(prev, pg, prev);
+        } else {
+          const sum = new Tensor(new Float32Array(prev.size), prev.shape);
+          addTo(prev, pg, sum);
+          owned.add(sum);
+          grads.set(p, sum);
+        }
       });
       if (!retainGraph) t.gradNode = null;
     }
   });
 }
 
-function addInto(a: Tensor, b: Tensor): Tensor {
-  const out = a.cloneData();
-  const od = out.data as Float32Array;
-  const bd = b.data as Float32Array;
-  for (let i = 0; i < od.length; i++) od[i] += bd[i];
-  return out;
+/** out = a + b elementwise over float32 storage (out may be a). */
+function addTo(a: Tensor, b: Tensor, out: Tensor): void {
+  const n = [a.size];
+  kernels().binary('add', a.data, [1], b.data, [1], out.data, n);
 }
 
-function accumulate(t: Tensor, g: Tensor): void {
+/** Adds `g` to the leaf's `.grad`; `fresh` says g's storage is this pass's own and may be kept as is. */
+function accumulate(t: Tensor, g: Tensor, fresh: boolean): void {
   const gg = g.shape.length === t.shape.length ? g : reshapeStorage(g, t.shape);
-  t.grad = t.grad ? addInto(t.grad, gg) : gg.cloneData();
+  if (!t.grad) {
+    t.grad = fresh ? gg : gg.cloneData();
+    return;
+  }
+  const sum = new Tensor(new Float32Array(t.size), t.shape);
+  addTo(t.grad, gg, sum);
+  t.grad = sum;
 }
