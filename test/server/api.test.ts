@@ -16,7 +16,7 @@ import { readImage } from '../../src/io/image.js';
 import { softmax } from '../../src/ops/normalization.js';
 import { buildExplorer, DEFAULT_SAMPLES_DIR, type Explorer } from '../../src/server/app.js';
 import { type LoadedModel, loadModel, modelInput } from '../../src/server/model_loader.js';
-import { embeddedModelSpec } from '../../src/server/model_spec.js';
+import { embeddedModelSpec, userModelSpec } from '../../src/server/model_spec.js';
 import type {
   ClassifyResult,
   DistanceResult,
@@ -400,5 +400,102 @@ describe('explorer queue', () => {
     } finally {
       await small.app.close();
     }
+  });
+});
+
+describe('explorer with user checkpoints', () => {
+  const peers = 'test/fixtures/peers';
+  let server: Explorer;
+  let url: string;
+  const explain = async (model: string, method: string) => {
+    const r = await fetch(`${url}/api/explain`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ image: { sample: 'chelsea' }, model, method }),
+    });
+    return { status: r.status, body: (await r.json()) as ExplainResult & { error?: string } };
+  };
+
+  before(async () => {
+    const kwargs = (v: unknown) => JSON.stringify(v);
+    server = await buildExplorer({
+      webDir: null,
+      workers: 1,
+      models: [
+        userModelSpec({
+          model: 'deit_tiny_distilled_patch16_224',
+          weights: `${peers}/timm_deit_distilled.safetensors`,
+          kwargs: kwargs({
+            img_size: 32,
+            patch_size: 4,
+            num_classes: 10,
+            embed_dim: 48,
+            depth: 2,
+            num_heads: 3,
+          }),
+        }),
+        userModelSpec({
+          model: 'swin_tiny_patch4_window7_224',
+          weights: `${peers}/timm_swin.safetensors`,
+          kwargs: kwargs({
+            img_size: 64,
+            patch_size: 4,
+            window_size: 4,
+            embed_dim: 32,
+            depths: [2, 2],
+            num_heads: [2, 4],
+            num_classes: 10,
+          }),
+        }),
+        userModelSpec({
+          model: 'resnet50',
+          weights: `${peers}/timm_resnet_bottleneck.safetensors`,
+          kwargs: kwargs({ layers: [1, 1, 1, 1], base_width: 16, num_classes: 10 }),
+        }),
+        userModelSpec({ config: `${peers}/hf_vit.config.json`, weights: `${peers}/hf_vit.safetensors` }),
+      ],
+    });
+    url = await server.app.listen({ host: '127.0.0.1', port: 0 });
+  });
+
+  after(async () => {
+    await server?.app.close();
+  });
+
+  test('DeiT: class and distillation maps; Swin: rollout only; ResNet: classify only; Hugging Face ViT', async () => {
+    const ids = server.pool.descriptions.map((m) => m.id);
+    assert.deepEqual(ids, [
+      'deit_tiny_distilled_patch16_224',
+      'swin_tiny_patch4_window7_224',
+      'resnet50',
+      'peers',
+    ]);
+    const deit = await explain('deit_tiny_distilled_patch16_224', 'grad-rollout');
+    assert.equal(deit.status, 200, deit.body.error);
+    assert.deepEqual(deit.body.tokenNames, ['cls', 'dist']);
+    assert.ok(deit.body.maps.every((layer) => layer.length === 2 && layer[1].length === 64));
+
+    const swin = await explain('swin_tiny_patch4_window7_224', 'rollout');
+    assert.equal(swin.status, 200, swin.body.error);
+    assert.equal(swin.body.layers.length, 1);
+    assert.equal(swin.body.heads, null);
+    assert.deepEqual(swin.body.gridSize, [16, 16]);
+    const swinFlow = await explain('swin_tiny_patch4_window7_224', 'flow');
+    assert.equal(swinFlow.status, 400);
+    assert.match(String(swinFlow.body.error), /method 'flow' does not apply to swin models; use rollout/);
+
+    const resnet = await explain('resnet50', 'rollout');
+    assert.equal(resnet.status, 400);
+    assert.match(String(resnet.body.error), /has no attention maps/);
+    const classified = await fetch(`${url}/api/classify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ image: { sample: 'chelsea' }, model: 'resnet50', top: 10 }),
+    });
+    assert.equal(((await classified.json()) as ClassifyResult).top.length, 10);
+
+    const hf = await explain('peers', 'rollout');
+    assert.equal(hf.status, 200, hf.body.error);
+    assert.equal(hf.body.maps.length, 2);
   });
 });
