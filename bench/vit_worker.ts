@@ -32,6 +32,9 @@ async function timeForward(forward: () => Promise<void>): Promise<number> {
 async function glimpse(): Promise<number> {
   const { createModel } = await import('../src/models/index.js');
   const { manualSeed, noGrad, randn } = await import('../src/index.js');
+  const { nativeStatus, setPackedWeights } = await import('../src/backend/native.js');
+  // Inference: the weights never change, so their packed copies are kept.
+  if (nativeStatus().loaded) setPackedWeights(true);
   manualSeed(0);
   const model = createModel('vit_base_patch16_224');
   model.eval();

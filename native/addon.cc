@@ -199,7 +199,8 @@ Napi::Value SetIsa(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// gemm(a, b, c, bias, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta, act)
+// gemm(a, b, c, bias, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta, act,
+//      packedB): packedB (from packB, for the active ISA) replaces b when given.
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Args args(info, "gemm");
   GemmParams p;
@@ -218,15 +219,42 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   p.act = static_cast<int>(args.count(15, "act"));
   if (p.act > kActGelu) args.fail("unknown activation code " + std::to_string(p.act));
   if (p.batch > 1 && p.strideC < p.m * p.n) args.fail("strideC must be at least m * n");
+  const auto packed = args.f32OrNull(16, "packedB");
+  if (packed.data && p.batch > 1 && p.strideB != 0) args.fail("a packed B cannot be batched (strideB must be 0)");
+  args.fits(packed, active->packedBSize(p.k, p.n), "packedB");
   args.fits(a, span(p.batch, p.strideA, p.m * p.k), "a");
-  args.fits(b, span(p.batch, p.strideB, p.k * p.n), "b");
+  if (!packed.data) args.fits(b, span(p.batch, p.strideB, p.k * p.n), "b");
   args.fits(c, span(p.batch, p.strideC, p.m * p.n), "c");
   args.fits(bias, p.n, "bias");
   p.a = a.data;
   p.b = b.data;
   p.c = c.data;
   p.bias = bias.data;
+  p.packedB = packed.data;
   active->gemm(p, threads);
+  return info.Env().Undefined();
+}
+
+// packedBSize(k, n) -> floats packB writes for the active ISA
+Napi::Value PackedBSize(const Napi::CallbackInfo& info) {
+  Args args(info, "packedBSize");
+  const int64_t k = args.count(0, "k"), n = args.count(1, "n");
+  return Napi::Number::New(info.Env(), static_cast<double>(active->packedBSize(k, n)));
+}
+
+// packB(b, k, n, transB, out): B in the GEMM's packed layout for the active ISA
+Napi::Value PackB(const Napi::CallbackInfo& info) {
+  Args args(info, "packB");
+  const auto b = args.f32(0, "b");
+  const int64_t k = args.count(1, "k"), n = args.count(2, "n");
+  const bool transB = args.flag(3);
+  const auto out = args.f32(4, "out");
+  args.fits(b, k * n, "b");
+  if (out.length < active->packedBSize(k, n)) {
+    args.fail("out has " + std::to_string(out.length) + " elements, needs " +
+              std::to_string(active->packedBSize(k, n)));
+  }
+  active->packB(b.data, k, n, transB, out.data, threads);
   return info.Env().Undefined();
 }
 
@@ -532,6 +560,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("gemm", Napi::Function::New(env, Gemm));
+  exports.Set("packedBSize", Napi::Function::New(env, PackedBSize));
+  exports.Set("packB", Napi::Function::New(env, PackB));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("unaryGrad", Napi::Function::New(env, UnaryGrad));
   exports.Set("binary", Napi::Function::New(env, Binary));

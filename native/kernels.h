@@ -32,6 +32,8 @@ struct GemmParams {
   int64_t strideA, strideB, strideC;  // batch strides; 0 broadcasts
   float alpha, beta;
   int act;
+  // B already packed by KernelTable::packB for this ISA (then `b` is not read), or null.
+  const float* packedB;
 };
 
 // One (b, h) slice of scaled dot-product attention at a time; see src/backend/js/attention.ts.
@@ -61,6 +63,10 @@ struct Window {
 struct KernelTable {
   const char* name;
   void (*gemm)(const GemmParams& p, int threads);
+  // B (k, n) (stored (n, k) when transB) in the layout the GEMM packs it into, for reuse across
+  // calls (inference weights); packedBSize(k, n) floats.
+  int64_t (*packedBSize)(int64_t k, int64_t n);
+  void (*packB)(const float* b, int64_t k, int64_t n, bool transB, float* dst, int threads);
   void (*unary)(int op, const float* x, float* y, int64_t n, int threads);
   void (*unaryGrad)(int op, const float* x, const float* y, const float* dy, float* out, int64_t n,
                     int threads);

@@ -278,6 +278,7 @@ struct GemmJob {
   float alpha, beta;
   const float* bias;
   int act;
+  const float* packedB;  // or null: packed by the run
 };
 
 // The whole of B packed: for each block of KC rows (pc), its NR-column panels, each [kc][NR].
@@ -360,8 +361,12 @@ void gemmRun(const GemmJob& g, int threads, int slot) {
     return;
   }
   const Tiling t = tilingFor(g, threads);
-  float* packedB = scratch(slot, g.k * t.panels * NR);
-  packB(g, packedB, threads);
+  const float* packedB = g.packedB;
+  if (!packedB) {
+    float* buffer = scratch(slot, g.k * t.panels * NR);
+    packB(g, buffer, threads);
+    packedB = buffer;
+  }
   parallelFor(threads, t.rowTiles * t.colTiles, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t tile = t0; tile < t1; tile++) gemmTile(g, packedB, t, tile);
   });
@@ -386,7 +391,20 @@ GemmJob jobFor(const GemmParams& p, int64_t bi) {
   g.beta = p.beta;
   g.bias = p.bias;
   g.act = p.act;
+  g.packedB = p.packedB;
   return g;
+}
+
+int64_t packedBSize(int64_t k, int64_t n) { return k * ceilDiv(n, NR) * NR; }
+
+void packWholeB(const float* b, int64_t k, int64_t n, bool transB, float* dst, int threads) {
+  GemmJob g{};
+  g.b = b;
+  g.rsB = transB ? 1 : n;
+  g.csB = transB ? k : 1;
+  g.n = n;
+  g.k = k;
+  packB(g, dst, threads);
 }
 
 void gemm(const GemmParams& p, int threads) {
@@ -1103,7 +1121,7 @@ void attentionBackwardHead(const AttentionParams& p, int64_t bh, float* pt, floa
       }
     } else {
       // S^T = scale K Q^T, masked, then a softmax down each column.
-      gemmSingle(GemmJob{k, d, 1, q, 1, d, pt, ld, nk, bq, d, p.scale, 0.0f, nullptr, kActNone});
+      gemmSingle(GemmJob{k, d, 1, q, 1, d, pt, ld, nk, bq, d, p.scale, 0.0f, nullptr, kActNone, nullptr});
       const float* mask = p.mask ? p.mask + b * p.maskStride[0] + h * p.maskStride[1] + i0 * p.maskStride[2] : nullptr;
       for (int64_t r = 0; r < nk; r++) {
         float* row = pt + r * ld;
@@ -1132,9 +1150,9 @@ void attentionBackwardHead(const AttentionParams& p, int64_t bh, float* pt, floa
       }
     }
     // dV += P^T dO
-    gemmSingle(GemmJob{pt, ld, 1, go, dv, 1, gv, dv, nk, dv, bq, 1.0f, 1.0f, nullptr, kActNone});
+    gemmSingle(GemmJob{pt, ld, 1, go, dv, 1, gv, dv, nk, dv, bq, 1.0f, 1.0f, nullptr, kActNone, nullptr});
     // dP^T = V dO^T
-    gemmSingle(GemmJob{v, dv, 1, go, 1, dv, dpt, ld, nk, bq, dv, 1.0f, 0.0f, nullptr, kActNone});
+    gemmSingle(GemmJob{v, dv, 1, go, 1, dv, dpt, ld, nk, bq, dv, 1.0f, 0.0f, nullptr, kActNone, nullptr});
     // D = column sums of P^T dP^T; dS^T = P^T (dP^T - D) scale, in place of dP^T.
     for (int64_t i = 0; i < bq; i += VW) {
       const int w = static_cast<int>(imin(VW, bq - i));
@@ -1147,8 +1165,8 @@ void attentionBackwardHead(const AttentionParams& p, int64_t bh, float* pt, floa
       }
     }
     // dQ = dS K (dS is dP^T transposed), dK += dS^T Q
-    gemmSingle(GemmJob{dpt, 1, ld, k, d, 1, gq, d, bq, d, nk, 1.0f, 0.0f, nullptr, kActNone});
-    gemmSingle(GemmJob{dpt, ld, 1, q, d, 1, gk, d, nk, d, bq, 1.0f, 1.0f, nullptr, kActNone});
+    gemmSingle(GemmJob{dpt, 1, ld, k, d, 1, gq, d, bq, d, nk, 1.0f, 0.0f, nullptr, kActNone, nullptr});
+    gemmSingle(GemmJob{dpt, ld, 1, q, d, 1, gk, d, nk, d, bq, 1.0f, 1.0f, nullptr, kActNone, nullptr});
   }
 }
 
@@ -1388,6 +1406,8 @@ double fmaPeak(int64_t iterations, int threads) {
 void fillTable(KernelTable* t) {
   t->name = GLIMPSE_STR(GLIMPSE_ISA);
   t->gemm = gemm;
+  t->packedBSize = packedBSize;
+  t->packB = packWholeB;
   t->unary = unary;
   t->unaryGrad = unaryGrad;
   t->binary = binary;

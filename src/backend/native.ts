@@ -52,7 +52,10 @@ interface Addon {
     alpha: number,
     beta: number,
     act: number,
+    packedB: F32 | null,
   ): void;
+  packedBSize(k: number, n: number): number;
+  packB(b: F32, k: number, n: number, transB: boolean, out: F32): void;
   unary(op: number, x: F32, out: F32): void;
   unaryGrad(op: number, x: F32, y: F32, dy: F32, out: F32): void;
   binary(op: number, a: F32, b: F32, out: F32, meta: Float64Array): void;
@@ -314,11 +317,39 @@ function batchNormKernels(lib: Addon): Partial<Kernels> {
   };
 }
 
+// Opt-in reuse of packed GEMM operands (setPackedWeights): packed copies of B arrays keyed by the
+// array itself, valid for one layout and instruction set.
+let packWeights = false;
+let activeIsa = '';
+interface Packed {
+  isa: string;
+  transB: boolean;
+  k: number;
+  n: number;
+  data: F32;
+}
+let packedCache = new WeakMap<Float32Array, Packed>();
+
+function packedFor(lib: Addon, b: F32, k: number, n: number, transB: boolean): F32 {
+  const hit = packedCache.get(b);
+  if (hit && hit.isa === activeIsa && hit.transB === transB && hit.k === k && hit.n === n) return hit.data;
+  const data = new Float32Array(lib.packedBSize(k, n));
+  lib.packB(b, k, n, transB, data);
+  packedCache.set(b, { isa: activeIsa, transB, k, n, data });
+  return data;
+}
+
 function makeKernels(lib: Addon) {
   return {
     gemm(args: GemmArgs): void {
       const { m, n, k } = args;
       const act = args.activation ? ACTIVATION_CODES[args.activation] : 0;
+      const transB = args.transB ?? false;
+      // Weights are the B^T operand of linear layers, shared by the whole batch.
+      const packed =
+        packWeights && transB && (args.batch === 1 || args.strideB === 0)
+          ? packedFor(lib, args.b, k, n, transB)
+          : null;
       lib.gemm(
         args.a,
         args.b,
@@ -329,13 +360,14 @@ function makeKernels(lib: Addon) {
         n,
         k,
         args.transA ?? false,
-        args.transB ?? false,
+        transB,
         args.strideA ?? m * k,
         args.strideB ?? k * n,
         args.strideC ?? m * n,
         args.alpha ?? 1,
         args.beta ?? 0,
         act,
+        packed,
       );
     },
 
@@ -565,7 +597,22 @@ export function measurePeakFlops(threads: number, trials = 20, iterations = 2_00
 
 /** Forces an instruction set ('avx512', 'avx2', 'scalar'); nativeStatus().isas lists those this CPU has. */
 export function setNativeIsa(isa: string): void {
-  requireAddon('setNativeIsa').setIsa(isa);
+  const lib = requireAddon('setNativeIsa');
+  lib.setIsa(isa);
+  activeIsa = lib.info().isa;
+}
+
+/**
+ * For inference: keep a packed copy of every linear-layer weight (the transposed B operand of a
+ * GEMM) the first time it is used, and reuse it, which saves repacking the weights on every call
+ * (most of the cost at batch 1). Only while the weights do not change: an optimizer step or a
+ * loadStateDict that writes into the same arrays would leave stale copies, so turn it off (which
+ * drops them) before training.
+ */
+export function setPackedWeights(enabled: boolean): void {
+  requireAddon('setPackedWeights');
+  packWeights = enabled;
+  if (!enabled) packedCache = new WeakMap();
 }
 
 const requested = process.env.GLIMPSE_BACKEND ?? '';
@@ -573,6 +620,7 @@ if (requested !== 'js') {
   addon = loadAddon();
   if (addon) {
     addon.setThreads(threadsFromEnv());
+    activeIsa = addon.info().isa;
     nativeKernels = makeKernels(addon);
     registerBackend({ name: 'native', kernels: nativeKernels });
     if (requested === '' || requested === 'native') setBackend('native');

@@ -14,6 +14,7 @@ import {
   nativeStatus,
   setNativeIsa,
   setNativeThreads,
+  setPackedWeights,
   UNARY_OPS,
 } from '../../src/backend/native.js';
 import { assertClose } from '../helpers/assert.js';
@@ -102,6 +103,32 @@ function gemmTests(): void {
         1e-5,
         `broadcast A, ${activation}`,
       );
+    }
+  });
+  test('gemm with packed weights reused across calls (inference)', () => {
+    const [m, n, k] = [45, 70, 300];
+    const w = rand(n * k); // (out, in), the linear layout: B^T
+    const bias = rand(n);
+    setPackedWeights(true);
+    try {
+      for (const rows of [m, 1, 2 * m]) {
+        const x = rand(rows * k);
+        gemmCase(
+          { a: x, b: w, batch: 1, m: rows, n, k, transB: true, bias },
+          new Float32Array(rows * n),
+          1e-4,
+          'packed',
+        );
+      }
+      const x = rand(3 * m * k);
+      gemmCase(
+        { a: x, b: w, batch: 3, m, n, k, transB: true, strideB: 0 },
+        new Float32Array(3 * m * n),
+        1e-4,
+        'packed, batched',
+      );
+    } finally {
+      setPackedWeights(false);
     }
   });
   test('gemm with k = 0 is beta * C + bias', () => {
