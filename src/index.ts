@@ -3,6 +3,8 @@ import * as F from './ops/index.js';
 
 export { F };
 export { getBackend, listBackends, registerBackend, setBackend, withBackend } from './backend/backend.js';
+// Registers the native backend and makes it the default when its addon loads (js otherwise).
+import './backend/native.js';
 export { enableGrad, isGradEnabled, noGrad } from './tensor/autograd.js';
 export type { DType } from './tensor/dtype.js';
 export { Tensor } from './tensor/tensor.js';
