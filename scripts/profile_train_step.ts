@@ -3,6 +3,7 @@
  * Fashion-MNIST preset on a random batch, with the time inside each kernel of the active backend.
  *
  *   node --import tsx scripts/profile_train_step.ts [PRESET...] [--batch 128] [--steps 5] [--json FILE]
+ *     [--args '{"embed_dim": 96}']   (architecture overrides on top of each preset's)
  *
  * Time not inside any kernel is the JS around them (graph bookkeeping, allocation, ops that loop in
  * JS). Add --cpu-prof to node for a function-level profile. The machine is shared: run it twice.
@@ -25,10 +26,12 @@ const { values, positionals } = parseArgs({
     batch: { type: 'string', default: '128' },
     steps: { type: 'string', default: '5' },
     json: { type: 'string' },
+    args: { type: 'string' },
   },
 });
 const batchSize = Number(values.batch);
 const steps = Number(values.steps);
+const extraArgs = values.args ? (JSON.parse(values.args) as Record<string, unknown>) : {};
 const presets = positionals.length ? positionals : ['vit_fashion', 'resnet_fashion', 'convmixer_fashion'];
 
 // Per-kernel wall and CPU time (all threads of the process; on a shared machine the CPU time is the
@@ -66,6 +69,7 @@ for (const preset of presets) {
     in_chans: 1,
     ...(sized ? { img_size: 28 } : {}),
     ...recipe.modelArgs,
+    ...extraArgs,
   });
   const params = model.parameters().reduce((n, p) => n + p.size, 0);
   const optimizer = new AdamW(paramGroupsWeightDecay(model, { weightDecay: 0.05 }), { lr: 1e-3 });
@@ -105,7 +109,7 @@ for (const preset of presets) {
   const inKernelsCpu = [...kernelMs.values()].reduce((a, k) => a + k.cpuMs, 0);
   const perStep = (ms: number) => ms / steps;
   console.log(
-    `\n${preset} (${recipe.model}, ${(params / 1e6).toFixed(2)}M params), batch ${batchSize}, backend ${getBackend()}`,
+    `\n${preset} (${recipe.model} ${JSON.stringify({ ...recipe.modelArgs, ...extraArgs })}, ${(params / 1e6).toFixed(2)}M params), batch ${batchSize}, backend ${getBackend()}`,
   );
   console.log(
     `  step ${perStep(total).toFixed(0)} ms = ${(total / steps / batchSize).toFixed(2)} ms/image = ${((1000 * steps * batchSize) / total).toFixed(0)} images/s`,

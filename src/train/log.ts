@@ -34,6 +34,10 @@ export interface EpochRecord {
   images_per_s: number;
   /** Seconds the loop waited for data in this epoch. */
   data_wait_s: number;
+  /** Process CPU seconds of this epoch, all threads (steadier than time_s on a shared machine). */
+  cpu_s?: number;
+  /** The 1-minute load average at the end of the epoch: how shared the machine was. */
+  load_avg?: number;
 }
 
 export type LogRecord = StepRecord | EpochRecord;

@@ -10,6 +10,7 @@
  * state and the position (epoch, batch, step) to continue bit-for-bit like an uninterrupted run.
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { ImageDataset } from '../data/dataset.js';
 import { type Batch, DataLoader, deriveSeed } from '../data/loader.js';
@@ -352,6 +353,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const resumed = epoch === position.epoch;
     const running = resumed ? { ...position.running } : { lossSum: 0, correct: 0, seen: 0 };
     const epochStart = performance.now();
+    const cpuStart = process.cpuUsage();
     const waitStart = loader.waitMs;
     let imagesThisRun = 0;
     // The lr of the last step taken, even when a resumed epoch has no batches left.
@@ -420,6 +422,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
     }
     record.time_s = (performance.now() - epochStart) / 1000;
+    const cpu = process.cpuUsage(cpuStart);
+    record.cpu_s = (cpu.user + cpu.system) / 1e6;
+    record.load_avg = loadavg()[0];
     history.push(record);
     print(formatEpoch(record, epochs));
     options.onEpoch?.(record);
@@ -459,5 +464,6 @@ function formatEpoch(r: EpochRecord, epochs: number): string {
   if (r.eval_acc !== undefined) parts.push(`eval loss ${r.eval_loss!.toFixed(4)} acc ${pct(r.eval_acc)}`);
   if (r.eval_ema_acc !== undefined) parts.push(`ema acc ${pct(r.eval_ema_acc)}`);
   parts.push(`lr ${r.lr.toExponential(2)}`, `${r.images_per_s.toFixed(0)} img/s`, `${r.time_s.toFixed(1)} s`);
+  if (r.cpu_s !== undefined) parts.push(`${r.cpu_s.toFixed(0)} s CPU`);
   return parts.join('  ');
 }
