@@ -1,14 +1,21 @@
-/** glimpse classify IMAGE... --model ID --weights FILE [--config config.json] [--top 5] [--json] */
+/**
+ * glimpse classify IMAGE... [--model ID --weights FILE | --config config.json --weights FILE]
+ *   [--embedded vit_fashion|deit_fashion_distilled] [--top 5] [--json]
+ * Without --weights it runs the embedded Fashion-MNIST ViT trained by glimpse.
+ */
 import type { Command } from 'commander';
 import { type ImageClassifier, loadCheckpoint, loadHfModel } from '../../models/index.js';
 import { createModel, listModels } from '../../models/registry.js';
 import { preprocessImages } from '../../models/preprocess.js';
 import { softmax } from '../../ops/normalization.js';
+import { Tensor } from '../../tensor/tensor.js';
 import { noGrad } from '../../tensor/autograd.js';
+import { EMBEDDED_MODELS, type EmbeddedModelName, loadEmbeddedModel } from '../../train/embedded.js';
 
 interface ClassifyOptions {
   model?: string;
-  weights: string;
+  weights?: string;
+  embedded?: string;
   config?: string;
   top: string;
   json?: boolean;
@@ -21,6 +28,18 @@ interface Prediction {
 
 /** The model with its checkpoint loaded, and what loading noted (resampled position embeddings...). */
 async function buildModel(options: ClassifyOptions): Promise<{ model: ImageClassifier; notes: string[] }> {
+  if (!options.weights) {
+    if (options.model || options.config) {
+      throw new Error(
+        'classify: --model and --config need --weights FILE (or drop them to use the embedded model)',
+      );
+    }
+    const name = (options.embedded ?? 'vit_fashion') as EmbeddedModelName;
+    if (!EMBEDDED_MODELS.includes(name)) {
+      throw new Error(`classify: --embedded must be one of ${EMBEDDED_MODELS.join(', ')}, got '${name}'`);
+    }
+    return { model: loadEmbeddedModel(name), notes: [`no --weights: the embedded ${name} (Fashion-MNIST)`] };
+  }
   if (options.config) {
     const { model, report } = loadHfModel(options.weights, options.config);
     return { model, notes: report.notes };
@@ -36,13 +55,37 @@ async function buildModel(options: ClassifyOptions): Promise<{ model: ImageClass
   return { model, notes: report.notes };
 }
 
+/**
+ * (B, 3, H, W) normalized images as the model's channels: one-channel models get ITU-R 601 luma
+ * (PIL's convert('L'), how Fashion-MNIST's gray images relate to color ones).
+ */
+function toModelChannels(batch: Tensor, channels: number): Tensor {
+  if (channels === 3) return batch;
+  if (channels !== 1) throw new Error(`classify: models with ${channels} input channels are not supported`);
+  const [B, , H, W] = batch.shape;
+  const plane = H * W;
+  const src = batch.data as Float32Array;
+  const out = new Float32Array(B * plane);
+  for (let b = 0; b < B; b++) {
+    const o = b * 3 * plane;
+    for (let i = 0; i < plane; i++) {
+      out[b * plane + i] = 0.299 * src[o + i] + 0.587 * src[o + plane + i] + 0.114 * src[o + 2 * plane + i];
+    }
+  }
+  return new Tensor(out, [B, 1, H, W]);
+}
+
 export function register(program: Command): void {
   program
     .command('classify')
     .description('Classify images with a zoo model and a timm / Hugging Face / torchvision checkpoint')
     .argument('<images...>', 'JPEG, PNG or WebP files')
     .option('-m, --model <id>', 'timm model id, e.g. vit_base_patch16_224')
-    .requiredOption('-w, --weights <file>', 'checkpoint (.safetensors; F32, F16 or BF16)')
+    .option(
+      '-w, --weights <file>',
+      'checkpoint (.safetensors; F32, F16 or BF16); without it, the embedded model',
+    )
+    .option('--embedded <name>', `embedded model when no --weights: ${EMBEDDED_MODELS.join(' or ')}`)
     .option('-c, --config <file>', 'Hugging Face config.json: builds the model from it (instead of --model)')
     .option('-k, --top <n>', 'how many classes to show per image', '5')
     .option('--json', 'print JSON instead of a table')
@@ -54,7 +97,7 @@ export function register(program: Command): void {
       if (!options.json) for (const note of notes) process.stderr.write(`note: ${note}\n`);
       model.eval();
       const cfg = model.pretrainedCfg;
-      const batch = await preprocessImages(images, cfg);
+      const batch = toModelChannels(await preprocessImages(images, cfg), cfg.inputSize[0]);
       const probs = noGrad(() => softmax(model.forward(batch), -1));
       const classes = probs.shape[1];
       const predictions: Prediction[] = images.map((image, b) => {

@@ -3,6 +3,7 @@
  * overlays of where the model looks, per-layer/per-head attention grids and a JSON summary.
  * `glimpse attention-distance --model ID --weights FILE --images DIR`: the ViT paper's Fig. 7 for a
  * model on a folder of images (JSON + SVG).
+ * Without --model/--config/--weights both use the embedded Fashion-MNIST ViT trained by glimpse.
  */
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
@@ -30,6 +31,7 @@ import {
 import type { Colormap } from '../../io/image.js';
 import { writeFileAtomic } from '../../io/safetensors.js';
 import { interpolate } from '../../ops/resample.js';
+import { loadEmbeddedModel } from '../../train/embedded.js';
 
 interface ModelOptions {
   model?: string;
@@ -41,9 +43,13 @@ interface ModelOptions {
 /** The model from --model/--kwargs + --weights, or from a Hugging Face --config + --weights. */
 async function buildModel(cmd: string, o: ModelOptions): Promise<{ model: ImageClassifier; name: string }> {
   if (!o.weights) {
-    throw new Error(
-      `${cmd}: --weights FILE is required (explaining random weights shows nothing); pass a .safetensors checkpoint`,
-    );
+    if (o.model || o.config) {
+      throw new Error(
+        `${cmd}: --weights FILE is required with --model/--config (explaining random weights shows nothing); drop them to use the embedded model`,
+      );
+    }
+    // No weights at all: the embedded Fashion-MNIST ViT.
+    return { model: loadEmbeddedModel(), name: 'vit_fashion (embedded)' };
   }
   if (o.config) {
     const { model } = loadHfModel(o.weights, o.config);
@@ -288,7 +294,10 @@ async function runAttentionDistance(
 function modelOptions(cmd: Command): Command {
   return cmd
     .option('--model <id>', 'registered model id (timm names, e.g. vit_base_patch16_224)')
-    .option('--weights <file>', 'safetensors checkpoint (timm, Hugging Face or torchvision names)')
+    .option(
+      '--weights <file>',
+      'safetensors checkpoint (timm, Hugging Face or torchvision names); without it, the embedded Fashion-MNIST ViT',
+    )
     .option('--config <file>', 'a Hugging Face config.json: build the model from it (instead of --model)')
     .option('--kwargs <json>', 'architecture overrides for --model, e.g. \'{"num_classes": 10}\'');
 }
