@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildExplorer } from '../src/server/app.js';
-import { embeddedModelSpec, type ModelSpec, userModelSpec } from '../src/server/model_spec.js';
+import { embeddedModelSpecs, type ModelSpec, userModelSpec } from '../src/server/model_spec.js';
 import { ensureWebBundle } from '../src/server/web_bundle.js';
 import { chromiumMissing, launchChromium } from '../test/helpers/chromium.js';
 
@@ -29,8 +29,8 @@ const out = values.out as string;
 mkdirSync(out, { recursive: true });
 
 const models: ModelSpec[] = values.weights
-  ? [userModelSpec(values), embeddedModelSpec()]
-  : [embeddedModelSpec()];
+  ? [userModelSpec(values), ...embeddedModelSpecs()]
+  : embeddedModelSpecs();
 const webDir = await ensureWebBundle(console.log);
 const explorer = await buildExplorer({ models, webDir });
 const url = await explorer.app.listen({ host: '127.0.0.1', port: 0 });

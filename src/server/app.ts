@@ -16,7 +16,7 @@ import { colorAt } from '../io/image.js';
 import { readLog } from '../train/log.js';
 import { BadRequest, HttpError } from './errors.js';
 import { checkImage, type ImageLimits, imageFromJson, Params, SampleStore } from './input.js';
-import { embeddedModelSpec, type ModelSpec } from './model_spec.js';
+import { embeddedModelSpecs, type ModelSpec } from './model_spec.js';
 import { WorkerPool } from './pool.js';
 import type { Job } from './protocol.js';
 
@@ -46,7 +46,7 @@ export interface Explorer {
 }
 
 export async function buildExplorer(options: ExplorerOptions = {}): Promise<Explorer> {
-  const specs = options.models ?? [embeddedModelSpec()];
+  const specs = options.models ?? embeddedModelSpecs();
   if (specs.length === 0) throw new Error('buildExplorer: no models to serve');
   const cores = availableParallelism();
   const workers = options.workers ?? Math.min(2, cores);

@@ -2,7 +2,6 @@
  * The worker's side of a ModelSpec: the model built and loaded once, its attention layout, how to
  * turn an image into its input, and what the page is told about it.
  */
-import { FASHION_MNIST_CLASSES } from '../data/fashion_mnist.js';
 import { EXPLAIN_METHODS, type ExplainMethod } from '../explain/explain.js';
 import { type AttentionLayout, attentionLayout } from '../explain/layout.js';
 import { readSafetensors } from '../io/safetensors.js';
@@ -13,7 +12,8 @@ import { createModel } from '../models/registry.js';
 import { manualSeed, zeros } from '../ops/creation.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Tensor } from '../tensor/tensor.js';
-import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadTrainedModel } from '../train/recipe.js';
+import { fashionMnistPretrainedCfg } from '../train/embedded.js';
+import { loadTrainedModel } from '../train/recipe.js';
 import type { ModelSpec } from './model_spec.js';
 import type { ModelDescription } from './protocol.js';
 
@@ -23,21 +23,6 @@ export interface LoadedModel {
   /** null for models without attention maps */
   layout: AttentionLayout | null;
   description: ModelDescription;
-}
-
-/** glimpse train's Fashion-MNIST input: 28 x 28 gray, normalized by the training set's statistics. */
-function fashionConfig(cfg: PretrainedConfig): PretrainedConfig {
-  const [mean] = FASHION_MNIST_MEAN;
-  const [std] = FASHION_MNIST_STD;
-  return {
-    ...cfg,
-    mean: [mean, mean, mean],
-    std: [std, std, std],
-    // Fashion-MNIST images are the model's size already: no crop margin.
-    cropPct: 1,
-    interpolation: 'bilinear',
-    labels: [...FASHION_MNIST_CLASSES],
-  };
 }
 
 /** The dataset a glimpse train weights file was trained on, from its metadata. */
@@ -74,7 +59,7 @@ async function build(
 export async function loadModel(spec: ModelSpec): Promise<LoadedModel> {
   const { model, notes, fashion } = await build(spec);
   model.eval();
-  if (fashion) model.pretrainedCfg = fashionConfig(model.pretrainedCfg);
+  if (fashion) model.pretrainedCfg = fashionMnistPretrainedCfg(model.pretrainedCfg);
   const cfg = model.pretrainedCfg;
   const [chans, height, width] = cfg.inputSize;
   let layout: AttentionLayout | null = null;

@@ -4,15 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { EMBEDDED_MODELS, type EmbeddedModelName, embeddedModelDir } from '../train/embedded.js';
 import { getPreset } from '../train/presets.js';
-
-/**
- * The embedded model: a `glimpse train --preset vit_fashion` run folder (model.safetensors, log.jsonl).
- * When its weights are not in the repository, the explorer serves the same architecture with random
- * weights, labelled as such.
- */
-export const EMBEDDED_MODEL_DIR = fileURLToPath(new URL('../../assets/vit_fashion/', import.meta.url));
 
 export type ModelSource =
   /** A glimpse train model.safetensors: the recipe in its metadata rebuilds the model. */
@@ -35,23 +28,33 @@ export interface ModelSpec {
   warning?: string;
 }
 
-/** The embedded Fashion-MNIST ViT, or its untrained twin while no trained weights are committed. */
-export function embeddedModelSpec(dir = EMBEDDED_MODEL_DIR): ModelSpec {
+const EMBEDDED_TITLES: Record<EmbeddedModelName, string> = {
+  vit_fashion: 'Fashion-MNIST ViT (embedded)',
+  deit_fashion_distilled: 'Fashion-MNIST DeiT, distilled (embedded)',
+};
+
+/**
+ * An embedded model (assets/<name>: a glimpse train run's model.safetensors and log.jsonl). When the
+ * default ViT's weights are not in the checkout, its architecture is served with seeded random
+ * weights, labelled as such, so the page still works.
+ */
+export function embeddedModelSpec(name: EmbeddedModelName = 'vit_fashion'): ModelSpec {
+  const dir = embeddedModelDir(name);
   const weights = join(dir, 'model.safetensors');
   const log = join(dir, 'log.jsonl');
   if (existsSync(weights)) {
     return {
-      id: 'fashion-vit',
-      title: 'Fashion-MNIST ViT (embedded)',
+      id: name,
+      title: EMBEDDED_TITLES[name],
       source: { kind: 'trained', weights },
       fashionMnist: true,
       log: existsSync(log) ? log : undefined,
     };
   }
-  const preset = getPreset('vit_fashion');
+  const preset = getPreset(name);
   return {
-    id: 'fashion-vit',
-    title: 'Fashion-MNIST ViT (untrained)',
+    id: name,
+    title: `${EMBEDDED_TITLES[name].replace(' (embedded)', '')} (untrained)`,
     source: {
       kind: 'zoo',
       model: preset.model,
@@ -62,6 +65,14 @@ export function embeddedModelSpec(dir = EMBEDDED_MODEL_DIR): ModelSpec {
     warning:
       'random weights: the trained checkpoint is not in this checkout, so predictions and maps are meaningless',
   };
+}
+
+/** The default ViT (trained, or its untrained twin) and every other embedded model this checkout has. */
+export function embeddedModelSpecs(): ModelSpec[] {
+  const others = EMBEDDED_MODELS.filter(
+    (name) => name !== 'vit_fashion' && existsSync(join(embeddedModelDir(name), 'model.safetensors')),
+  );
+  return [embeddedModelSpec('vit_fashion'), ...others.map((name) => embeddedModelSpec(name))];
 }
 
 export interface UserModelOptions {

@@ -132,7 +132,7 @@ describe('explorer API', () => {
       models: ModelDescription[];
       default: string;
     };
-    assert.equal(id, 'fashion-vit');
+    assert.equal(id, 'vit_fashion');
     const m = models[0];
     assert.deepEqual(m.inputSize, [1, 28, 28]);
     assert.equal(m.labels?.[9], 'Ankle boot');
@@ -280,7 +280,7 @@ describe('explorer API', () => {
     await badRequest(
       '/api/classify',
       { image: { sample: 'chelsea' }, model: 'resnet9000' },
-      /unknown model 'resnet9000'; available: fashion-vit/,
+      /unknown model 'resnet9000'; available: vit_fashion/,
     );
     await badRequest('/api/classify', { image: { sample: 'chelsea' }, top: 0 }, /top 0 is invalid/);
     await badRequest(
@@ -350,7 +350,7 @@ describe('explorer queue', () => {
       const image = () => sampleBytes('fashion/2.png');
       const results = await Promise.allSettled(
         Array.from({ length: 6 }, () =>
-          small.pool.run({ kind: 'classify', model: 'fashion-vit', top: 1 }, image()),
+          small.pool.run({ kind: 'classify', model: 'vit_fashion', top: 1 }, image()),
         ),
       );
       assert.deepEqual(

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { buildExplorer } from '../../server/app.js';
 import {
-  embeddedModelSpec,
+  embeddedModelSpecs,
   type ModelSpec,
   type UserModelOptions,
   userModelSpec,
@@ -36,7 +36,7 @@ async function serve(o: ServeOptions): Promise<void> {
   const maxQueue = positiveInteger('--queue', o.queue, 0);
   const models: ModelSpec[] = [];
   if (o.model || o.weights || o.config) models.push(userModelSpec(o));
-  models.push(embeddedModelSpec());
+  models.push(...embeddedModelSpecs());
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const webDir = await ensureWebBundle(log);
   log(`loading ${models.map((m) => m.id).join(', ')} ...`);
