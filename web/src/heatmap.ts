@@ -20,12 +20,17 @@ export function loadImage(src: string): Promise<HTMLImageElement> {
   });
 }
 
-/** A (rows, cols) map as a canvas of colored pixels, one per value, scaled to the map's maximum. */
+/**
+ * A (rows, cols) map as a canvas of colored pixels, one per value: its range stretched over the
+ * colormap ('minmax', as the library's attention overlays), or zero at the bottom ('zero', as the
+ * saliency renderer, where zero means nothing there).
+ */
 function mapCanvas(
   values: readonly number[],
   rows: number,
   cols: number,
   colormap: keyof Colormaps,
+  range: 'minmax' | 'zero',
 ): HTMLCanvasElement {
   const lut = colormaps?.[colormap];
   if (!lut) throw new Error('colormaps are not loaded');
@@ -34,10 +39,14 @@ function mapCanvas(
   canvas.height = rows;
   const ctx = canvas.getContext('2d')!;
   const image = ctx.createImageData(cols, rows);
-  let max = 0;
-  for (const v of values) if (v > max) max = v;
+  let lo = range === 'zero' ? 0 : Infinity;
+  let hi = 0;
+  for (const v of values) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
   for (let i = 0; i < rows * cols; i++) {
-    const t = max > 0 ? Math.max(0, values[i]) / max : 0;
+    const t = hi > lo ? Math.max(0, values[i] - lo) / (hi - lo) : 0;
     const [r, g, b] = lut[Math.min(255, Math.round(t * 255))];
     image.data.set([r, g, b, 255], 4 * i);
   }
@@ -54,6 +63,8 @@ export interface OverlayMap {
    * (16 i, 16 j)); undefined when the map's cells tile the picture (ViT patches).
    */
   scale?: number;
+  /** how values map to colors (default 'minmax') */
+  range?: 'minmax' | 'zero';
 }
 
 /** Sizes the canvas to `width` CSS pixels (height from the picture), draws the picture and the map. */
@@ -74,7 +85,13 @@ export function drawOverlay(
   ctx.imageSmoothingEnabled = picture.naturalWidth >= 96;
   ctx.drawImage(picture, 0, 0, canvas.width, canvas.height);
   if (!map) return;
-  const heat = mapCanvas(map.values, map.rows, map.cols, options.colormap ?? 'inferno');
+  const heat = mapCanvas(
+    map.values,
+    map.rows,
+    map.cols,
+    options.colormap ?? 'inferno',
+    map.range ?? 'minmax',
+  );
   ctx.imageSmoothingEnabled = true;
   ctx.imageSmoothingQuality = 'high';
   ctx.globalAlpha = options.alpha;

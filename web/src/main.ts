@@ -187,6 +187,51 @@ function renderExplain(): void {
       : []),
   );
   renderHeads(l);
+  renderDepths();
+}
+
+/** The chosen method's map at every depth, side by side; a click picks that depth. */
+function renderDepths(): void {
+  const r = state.explain;
+  const picture = state.explainPicture;
+  const strip = $('depth-strip');
+  if (!r || !picture || r.layers.length < 2) {
+    strip.replaceChildren();
+    $('depth-title').hidden = true;
+    return;
+  }
+  $('depth-title').hidden = false;
+  $('depth-title').textContent = r.method === 'gradcam' ? 'By layer' : 'By depth';
+  const [gh, gw] = r.gridSize;
+  const token = Math.min(state.token, r.tokenNames.length - 1);
+  const room = strip.clientWidth || 600;
+  const width = Math.max(
+    48,
+    Math.min(120, Math.floor((room - 9 * (r.layers.length - 1)) / r.layers.length) - 4),
+  );
+  strip.replaceChildren(
+    ...r.layers.map((l, i) => {
+      const canvas = el('canvas');
+      drawOverlay(
+        canvas,
+        picture,
+        { values: r.maps[i][token], rows: gh, cols: gw },
+        { width, alpha: state.alpha },
+      );
+      const button = el(
+        'button',
+        { type: 'button', class: 'depth-button', title: `show layer ${l}` },
+        canvas,
+        el('span', {}, `${l}`),
+      );
+      button.setAttribute('aria-pressed', String(i === state.layer));
+      button.addEventListener('click', () => {
+        state.layer = i;
+        renderExplain();
+      });
+      return button;
+    }),
+  );
 }
 
 function renderHeads(layer: number): void {
@@ -200,7 +245,9 @@ function renderHeads(layer: number): void {
   const heads = r.heads[layer - 1];
   $('heads-title').textContent = `Attention heads of layer ${layer}`;
   const [gh, gw] = r.gridSize;
-  const width = heads.length > 8 ? 72 : 96;
+  // Cells fill the row: large for a few heads, small for twelve.
+  const room = grid.clientWidth || 600;
+  const width = Math.max(64, Math.min(160, Math.floor((room - 9 * (heads.length - 1)) / heads.length)));
   grid.replaceChildren(
     ...heads.map((values, h) => {
       const canvas = el('canvas');
@@ -305,7 +352,7 @@ function renderSaliency(): void {
   drawOverlay(
     canvas,
     picture,
-    { values: map.values, rows, cols, scale: r.scale },
+    { values: map.values, rows, cols, scale: r.scale, range: 'zero' },
     { width: Math.max(260, width), alpha: state.alpha },
   );
   const svgRoot = $('scanpath') as unknown as SVGSVGElement;
@@ -371,7 +418,7 @@ function renderTraining(epochs: EpochRecord[]): void {
   const series = (key: keyof EpochRecord) =>
     epochs
       .filter((e) => typeof e[key] === 'number')
-      .map((e): [number, number] => [e.epoch, e[key] as number]);
+      .map((e): [number, number] => [e.epoch + 1, e[key] as number]);
   const acc = [
     { name: 'train accuracy', color: '#4f7cff', points: series('train_acc') },
     { name: 'test accuracy', color: '#f0562e', points: series('eval_acc') },
@@ -388,8 +435,8 @@ function renderTraining(epochs: EpochRecord[]): void {
   const last = epochs[epochs.length - 1];
   $('training-caption').textContent =
     last.eval_acc !== undefined
-      ? `After ${last.epoch} epochs: ${(last.eval_acc * 100).toFixed(2)}% test accuracy (log of the glimpse train run that made these weights).`
-      : `${epochs.length} epochs (log of the glimpse train run that made these weights).`;
+      ? `After ${last.epoch + 1} epochs: ${(last.eval_acc * 100).toFixed(2)}% test accuracy (log of the glimpse train run that made these weights).`
+      : `${last.epoch + 1} epochs (log of the glimpse train run that made these weights).`;
 }
 
 async function runTraining(): Promise<void> {
