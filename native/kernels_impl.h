@@ -97,10 +97,7 @@ inline vf applyAct(vf x, int act) {
 // micro-kernel keeps an MR x NR block of C in registers: MR broadcasts of A and NR / VW loads of B
 // feed MR * NR / VW fused multiply-adds per step of k.
 
-#if defined(GLIMPSE_MR)
-constexpr int MR = GLIMPSE_MR, NV = GLIMPSE_NV;
-constexpr int64_t KC = GLIMPSE_KC, MC = GLIMPSE_MR * GLIMPSE_MCS, NC = 1024;
-#elif defined(__AVX512F__)
+#if defined(__AVX512F__)
 constexpr int MR = 14, NV = 2;  // 28 of the 32 zmm registers accumulate
 constexpr int64_t KC = 256, MC = 14 * 24, NC = 1024;
 #elif defined(__AVX2__)

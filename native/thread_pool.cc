@@ -143,6 +143,10 @@ class Pool {
 
 thread_local bool Pool::inside_ = false;
 
+// One run at a time: a second caller (another worker_thread of the same process using the addon)
+// works alone rather than wait.
+std::mutex runMutex;
+
 Pool& pool() {
   // Leaked on purpose: joining threads from a static destructor at process exit can deadlock.
   static Pool* p = new Pool();
@@ -152,7 +156,8 @@ Pool& pool() {
 }  // namespace
 
 void parallelChunks(int threads, int64_t chunks, ChunkBody body, void* ctx) {
-  if (threads <= 1 || chunks <= 1 || Pool::inside_) {
+  std::unique_lock<std::mutex> lock(runMutex, std::defer_lock);
+  if (threads <= 1 || chunks <= 1 || Pool::inside_ || !lock.try_lock()) {
     for (int64_t c = 0; c < chunks; c++) body(ctx, c, 0);
     return;
   }

@@ -521,6 +521,45 @@ describe('native backend', { skip }, () => {
     assertClose(c3, c1, 1e-6, '1 vs 3 threads');
   });
 
+  test('worker threads using the addon at the same time get correct results', async () => {
+    // Each worker loads the addon itself and checks a GEMM against a plain triple loop.
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const lib = require(workerData.path);
+      const [m, n, k] = [60, 70, 80];
+      const a = Float32Array.from({ length: m * k }, (_, i) => ((i * 7) % 13) - 6);
+      const b = Float32Array.from({ length: k * n }, (_, i) => ((i * 5) % 11) - 5);
+      let worst = 0;
+      for (let rep = 0; rep < 30; rep++) {
+        const c = new Float32Array(m * n);
+        lib.gemm(a, b, c, null, 1, m, n, k, false, false, m * k, k * n, m * n, 1, 0, 0, null);
+        for (let i = 0; i < m; i += 7) for (let j = 0; j < n; j += 5) {
+          let s = 0;
+          for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
+          worst = Math.max(worst, Math.abs(s - c[i * n + j]));
+        }
+      }
+      parentPort.postMessage(worst);`;
+    const path = new URL('../../build/Release/glimpse_native.node', import.meta.url).pathname;
+    const { Worker } = await import('node:worker_threads');
+    const runs = [0, 1, 2].map(
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const w = new Worker(code, { eval: true, workerData: { path } });
+          w.once('message', resolve);
+          w.once('error', reject);
+        }),
+    );
+    for (let i = 0; i < 20; i++)
+      gemmCase(
+        { a: rand(90 * 80), b: rand(80 * 70), batch: 1, m: 90, n: 70, k: 80 },
+        new Float32Array(90 * 70),
+        1e-4,
+        'main',
+      );
+    for (const worst of await Promise.all(runs)) assert.equal(worst, 0, 'integer-valued products are exact');
+  });
+
   test('a wrong size throws a RangeError instead of touching memory', () => {
     assert.throws(
       () =>
