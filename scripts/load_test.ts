@@ -8,7 +8,7 @@
  *
  * Without --url it starts the explorer in this process (embedded model, API only) on a free port.
  */
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/io/safetensors.js';
 import { buildExplorer } from '../src/server/app.js';
@@ -93,6 +93,8 @@ function summary(ms: number[]) {
   };
 }
 
+// The machine may be shared: its 1-minute load average before and after says how busy it was.
+const loadBefore = Number(loadavg()[0].toFixed(1));
 console.log(
   `${clients} clients, ${warmup} s warm-up, ${seconds} s measured, against ${base} (${models[0].title})`,
 );
@@ -116,6 +118,7 @@ const result = {
   threadsPerWorker: health.threadsPerWorker,
   backend: health.backend,
   cpus: `${availableParallelism()} x ${cpus()[0]?.model ?? 'unknown'}`,
+  loadAverage: { before: loadBefore, after: Number(loadavg()[0].toFixed(1)) },
   requests: summary(ok.map((s) => s.ms)),
   classify: summary(ok.filter((s) => s.route === 'classify').map((s) => s.ms)),
   explainRollout: summary(ok.filter((s) => s.route === 'explain').map((s) => s.ms)),
