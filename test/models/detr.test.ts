@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { main } from '../../src/cli/main.js';
+import { FashionDetection, stackImages } from '../../src/data/fashion_detection.js';
+import { locateFashionMnist, readFashionMnistDir } from '../../src/data/fashion_mnist.js';
 import { manualSeed, noGrad, optim, randn, tensor } from '../../src/index.js';
 import { readImage, writeImage } from '../../src/io/image.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
@@ -23,6 +25,7 @@ import {
   loadHfDetr,
 } from '../../src/models/detr_checkpoint.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { meanAveragePrecision } from '../../src/vision/average_precision.js';
 import { assertClose } from '../helpers/assert.js';
 import { fixturePath, get, loadFixture, tolerance } from '../helpers/fixtures.js';
 
@@ -498,5 +501,31 @@ describe('glimpse detect', () => {
       (await glimpse(['detect', image, '--weights', weights, '--out', dir, '-t', '2'])).err,
       /--threshold must be a probability/,
     );
+  });
+});
+
+describe('the DETR trained on Fashion-MNIST detection (docs/detection/model)', () => {
+  const dir = locateFashionMnist('test');
+  test('AP50 >= 0.6 on the first 300 canvases of its test split', {
+    skip: dir
+      ? false
+      : 'Fashion-MNIST test files not found (install dataset-fashion-mnist or set GLIMPSE_DATA)',
+  }, () => {
+    const model = join(import.meta.dirname, '..', '..', 'docs', 'detection', 'model');
+    const { model: detr } = loadHfDetr(join(model, 'model.safetensors'), join(model, 'config.json'));
+    detr.eval();
+    // scripts/train_detr.ts with --seed 0 renders its test split with seed 2.
+    const test = new FashionDetection(readFashionMnistDir(dir as string, 'test'), { length: 300, seed: 2 });
+    const samples = Array.from({ length: 300 }, (_, i) => test.get(i));
+    const out = noGrad(() => detr.forward(stackImages(samples)));
+    const found = postProcessDetections(out, {
+      threshold: 0.001,
+      targetSizes: samples.map(() => [64, 64] as [number, number]),
+    });
+    const r = meanAveragePrecision(
+      found,
+      samples.map((s) => ({ boxes: s.boxes, labels: s.labels })),
+    );
+    assert.ok(r.map50 >= 0.6, `AP50 ${r.map50}`);
   });
 });
