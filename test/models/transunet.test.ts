@@ -238,9 +238,9 @@ describe('TransUNet checkpoints', () => {
       const qkv = /^attn\.qkv\.(weight|bias)$/.exec(rest);
       if (qkv) {
         const n = t.shape[0] / 3;
-        ['query', 'key', 'value'].forEach((name, i) =>
-          ref.set(`${p}.attn.${name}.${qkv[1]}`, slice(t, 0, i * n, (i + 1) * n)),
-        );
+        for (const [i, name] of ['query', 'key', 'value'].entries()) {
+          ref.set(`${p}.attn.${name}.${qkv[1]}`, slice(t, 0, i * n, (i + 1) * n));
+        }
         continue;
       }
       const renamed = rest
