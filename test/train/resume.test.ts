@@ -76,9 +76,9 @@ function epochRecords(dir: string): EpochRecord[] {
   return readLog(join(dir, 'log.jsonl')).filter((r): r is EpochRecord => r.type === 'epoch');
 }
 
-/** What must not depend on interruptions: everything but timings. */
+/** What must not depend on interruptions: everything but timings and machine readings. */
 function stripTimings(r: EpochRecord) {
-  const { time_s: _t, images_per_s: _i, data_wait_s: _d, ...rest } = r;
+  const { time_s: _t, images_per_s: _i, data_wait_s: _d, cpu_s: _c, load_avg: _l, ...rest } = r;
   return rest;
 }
 
