@@ -286,7 +286,7 @@ describe('UNETR checkpoints', () => {
     }).stateDict.get('vit.patch_embedding.patch_embeddings.weight') as Tensor;
     const pe = new PatchEmbeddingBlock(C, hidden, p, 4, 0);
     (pe.patch_embeddings.weight.data as Float32Array).set(conv.data as Float32Array);
-    (pe.patch_embeddings.bias?.data as Float32Array).fill(0);
+    pe.patch_embeddings.bias?.data.fill(0);
     const byConv = noGrad(() => pe.patch_embeddings.forward(x)); // (1, hidden, 2, 2, 1)
     const [, , D, H, W] = x.shape;
     for (let gd = 0; gd < 2; gd++) {
