@@ -143,6 +143,36 @@ describe('RPN training targets and loss', () => {
   });
 });
 
+describe('RPN proposal selection over two feature levels', () => {
+  test('top-k before NMS per level, NMS within a level only, top-k after', () => {
+    const gen = new AnchorGenerator({ sizes: [[16], [32]], aspectRatios: [[1], [1]] });
+    const net = new RegionProposalNetwork(gen, new RPNHead(4, 1), {
+      preNmsTopN: { training: 3, testing: 3 },
+      postNmsTopN: { training: 4, testing: 4 },
+      nmsThresh: 0.5,
+    }).eval();
+    const features = [randn([1, 4, 8, 8]), randn([1, 4, 4, 4])];
+    const out = noGrad(() => net.forward(features, [64, 64]));
+    const { objectness } = noGrad(() => net.head.forward(features));
+    // the 3 best logits of each level, as probabilities
+    const top = objectness.map((o) =>
+      [...o.data]
+        .sort((a, b) => b - a)
+        .slice(0, 3)
+        .map((v) => 1 / (1 + Math.exp(-v))),
+    );
+    const scores = [...out.scores[0].data];
+    assert.ok(scores.length <= 4 && scores.length >= 2, `${scores.length} proposals`);
+    for (const s of scores)
+      assert.ok(
+        top.flat().some((t) => Math.abs(t - s) < 1e-6),
+        `score ${s} is a per-level top-3`,
+      );
+    // The best proposal of each level survives: NMS never compares boxes across levels.
+    for (const level of top) assert.ok(scores.some((s) => Math.abs(s - level[0]) < 1e-6));
+  });
+});
+
 describe('RPN: bad input', () => {
   test('clear errors', () => {
     const net = new RegionProposalNetwork(
