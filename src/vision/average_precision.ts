@@ -138,7 +138,9 @@ export function meanAveragePrecision(
       });
       return averagePrecision(hits, numGt);
     });
-    aps.forEach((ap, k) => perThreshold[k].push(ap));
+    aps.forEach((ap, k) => {
+      perThreshold[k].push(ap);
+    });
     const at50 = thresholds.findIndex((t) => Math.abs(t - 0.5) < 1e-9);
     perClass.set(c, { ap: mean(aps), ap50: at50 >= 0 ? aps[at50] : Number.NaN });
   }

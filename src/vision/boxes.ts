@@ -311,8 +311,8 @@ function bilinearTaps(
   push: (index: number, weight: number) => void,
 ): void {
   if (y0 < -1 || y0 > height || x0 < -1 || x0 > width) return;
-  let y = y0 <= 0 ? 0 : y0;
-  let x = x0 <= 0 ? 0 : x0;
+  let y = Math.max(y0, 0);
+  let x = Math.max(x0, 0);
   let yLow = Math.floor(y);
   let xLow = Math.floor(x);
   let yHigh: number;
