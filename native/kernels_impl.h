@@ -155,6 +155,7 @@ void microKernel(int64_t kc, const float* __restrict A, int64_t aStride, const f
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) acc[i][v] = vzero();
   }
+#pragma GCC unroll 4
   for (int64_t p = 0; p < kc; p++) {
     vf b[NV];
 #pragma GCC unroll 8
@@ -1075,8 +1076,9 @@ void attention(const AttentionParams& p, int threads) {
     w.ldO = ldO;
     w.kp = scratch(kAttnK, roundUp(p.nk, MR) * p.d + roundUp(p.dv, NR) * p.nk);
     w.vp = w.kp + roundUp(p.nk, MR) * p.d;
+    // Query columns past the block are never cleared: whatever they hold only reaches the rows of
+    // the output that are not stored (row i of P V depends on column i of P^T alone).
     w.st = scratch(kAttnS, kAttnBk * ldS);
-    std::memset(w.st, 0, static_cast<size_t>(kAttnBk * ldS) * sizeof(float));
     w.o = scratch(kAttnO, roundUp(kAttnBq, MR) * ldO + roundUp(kAttnBq, NR) * p.d);
     w.qp = w.o + roundUp(kAttnBq, MR) * ldO;
     w.stats = scratch(kAttnRow, (3 + ceilDiv(p.nk, kAttnBk)) * ldS);
