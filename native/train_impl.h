@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdlib>
+#include <cstring>
 
 #include "simd.h"
 #include "train_kernels.h"
@@ -194,40 +195,120 @@ void batchNormBackward(const float* x, const float* gy, int64_t n, int64_t chann
 // are covered in vectors of VW outputs (the last one masked), so 14-wide ConvMixer planes are one
 // vector per row.
 
-// dst (rows, cols) = src (h, w) placed at (top, left), zeros elsewhere.
-void padPlane(const float* src, int64_t h, int64_t w, int64_t top, int64_t left, float* dst, int64_t rows,
-              int64_t cols) {
-  for (int64_t r = 0; r < rows; r++) {
-    float* d = dst + r * cols;
-    const int64_t sr = r - top;
-    if (sr < 0 || sr >= h) {
-      for (int64_t c = 0; c < cols; c++) d[c] = 0.0f;
-      continue;
-    }
-    const float* s = src + sr * w;
-    for (int64_t c = 0; c < cols; c++) {
-      const int64_t sc = c - left;
-      d[c] = (sc >= 0 && sc < w) ? s[sc] : 0.0f;
+// Copies src (h, w) into dst (rows, cols) at (top, left), clipped to dst. Only those cells are
+// written: the caller zeroes dst once, and since every plane of a call has the same geometry, the
+// zero border stays valid from plane to plane.
+void placePlane(const float* src, int64_t h, int64_t w, int64_t top, int64_t left, float* dst, int64_t rows,
+                int64_t cols) {
+  const int64_t c0 = left > 0 ? left : 0, c1 = tmin(cols, left + w);
+  const int64_t r0 = top > 0 ? top : 0, r1 = tmin(rows, top + h);
+  const int64_t n = c1 - c0;
+  if (n <= 0) return;
+  for (int64_t r = r0; r < r1; r++) {
+    const float* s = src + (r - top) * w + (c0 - left);
+    float* d = dst + r * cols + c0;
+    for (int64_t j = 0; j < n; j += VW) {
+      const int wn = static_cast<int>(tmin(VW, n - j));
+      vstN(d + j, vldN(s + j, wn), wn);
     }
   }
 }
 
+// Rows of output computed together: independent FMA chains hide the FMA latency.
+constexpr int kRows = 4;
+
 // out (oh, ow) = init + sum_{a, b} wt[a * kw + b] * pad[(i + a) * cols + j + b], pad (oh + kh - 1, cols).
-// With accumulate, init is out itself; otherwise it is `bias`.
-void correlatePlane(const float* pad, int64_t cols, const float* wt, int64_t kh, int64_t kw, float bias,
+// With accumulate, init is out itself; otherwise it is `bias`. KW > 0 fixes the kernel width at
+// compile time (the common 3, 5, 7, 9), 0 reads it from kwRuntime.
+template <int KW>
+void correlatePlane(const float* pad, int64_t cols, const float* wt, int64_t kh, int64_t kwRuntime, float bias,
                     bool accumulate, float* out, int64_t oh, int64_t ow) {
-  for (int64_t i = 0; i < oh; i++) {
-    float* orow = out + i * ow;
+  const int64_t kw = KW > 0 ? KW : kwRuntime;
+  for (int64_t i0 = 0; i0 < oh; i0 += kRows) {
+    const int rows = static_cast<int>(tmin(kRows, oh - i0));
     for (int64_t j = 0; j < ow; j += VW) {
       const int wn = static_cast<int>(tmin(VW, ow - j));
-      vf acc = accumulate ? vldN(orow + j, wn) : vset(bias);
-      for (int64_t a = 0; a < kh; a++) {
-        const float* prow = pad + (i + a) * cols + j;
-        const float* wrow = wt + a * kw;
-        for (int64_t b = 0; b < kw; b++) acc = vfma(vset(wrow[b]), vldN(prow + b, wn), acc);
+      vf acc[kRows];
+      for (int r = 0; r < kRows; r++) {
+        acc[r] = r < rows ? (accumulate ? vldN(out + (i0 + r) * ow + j, wn) : vset(bias)) : vzero();
       }
-      vstN(orow + j, acc, wn);
+      for (int64_t a = 0; a < kh; a++) {
+        const float* wrow = wt + a * kw;
+        const float* prow = pad + (i0 + a) * cols + j;
+        for (int64_t b = 0; b < kw; b++) {
+          const vf wv = vset(wrow[b]);
+          if (rows == kRows) {
+            for (int r = 0; r < kRows; r++) acc[r] = vfma(wv, vldN(prow + r * cols + b, wn), acc[r]);
+          } else {
+            for (int r = 0; r < rows; r++) acc[r] = vfma(wv, vldN(prow + r * cols + b, wn), acc[r]);
+          }
+        }
+      }
+      for (int r = 0; r < rows; r++) vstN(out + (i0 + r) * ow + j, acc[r], wn);
     }
+  }
+}
+
+using CorrelateFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float, bool, float*, int64_t,
+                             int64_t);
+
+CorrelateFn correlateFor(int64_t kw) {
+  switch (kw) {
+    case 3: return correlatePlane<3>;
+    case 5: return correlatePlane<5>;
+    case 7: return correlatePlane<7>;
+    case 9: return correlatePlane<9>;
+    default: return correlatePlane<0>;
+  }
+}
+
+// gw[a * kw + b] += sum_{i, j} g[i][j] * pad[i + a][j + b] for one plane: for each kernel row a, the
+// kw tap sums stay in registers over the whole plane.
+template <int KW>
+void tapSumsPlane(const float* g, const float* pad, int64_t cols, int64_t kh, int64_t kwRuntime, int64_t oh,
+                  int64_t ow, float* acc) {
+  constexpr int kMax = KW > 0 ? KW : 1;
+  const int64_t kw = KW > 0 ? KW : kwRuntime;
+  for (int64_t a = 0; a < kh; a++) {
+    if (KW > 0) {
+      vf s[kMax];
+      for (int b = 0; b < kMax; b++) s[b] = vld(acc + (a * kw + b) * VW);
+      for (int64_t i = 0; i < oh; i++) {
+        const float* grow = g + i * ow;
+        const float* prow = pad + (i + a) * cols;
+        for (int64_t j = 0; j < ow; j += VW) {
+          const int wn = static_cast<int>(tmin(VW, ow - j));
+          const vf gv = vldN(grow + j, wn);
+          for (int b = 0; b < kMax; b++) s[b] = vfma(gv, vldN(prow + j + b, wn), s[b]);
+        }
+      }
+      for (int b = 0; b < kMax; b++) vst(acc + (a * kw + b) * VW, s[b]);
+    } else {
+      for (int64_t b = 0; b < kw; b++) {
+        vf s = vld(acc + (a * kw + b) * VW);
+        for (int64_t i = 0; i < oh; i++) {
+          const float* grow = g + i * ow;
+          const float* prow = pad + (i + a) * cols + b;
+          for (int64_t j = 0; j < ow; j += VW) {
+            const int wn = static_cast<int>(tmin(VW, ow - j));
+            s = vfma(vldN(grow + j, wn), vldN(prow + j, wn), s);
+          }
+        }
+        vst(acc + (a * kw + b) * VW, s);
+      }
+    }
+  }
+}
+
+using TapSumsFn = void (*)(const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t, float*);
+
+TapSumsFn tapSumsFor(int64_t kw) {
+  switch (kw) {
+    case 3: return tapSumsPlane<3>;
+    case 5: return tapSumsPlane<5>;
+    case 7: return tapSumsPlane<7>;
+    case 9: return tapSumsPlane<9>;
+    default: return tapSumsPlane<0>;
   }
 }
 
@@ -239,11 +320,12 @@ void depthwiseConv2d(const float* x, const float* weight, const float* bias, int
   const int64_t work = OH * OW * KH * KW;
   splitFor(threads, batch * channels, kGrain / (work > 0 ? work : 1) + 1, [&](int64_t p0, int64_t p1) {
     float* pad = trainScratch(0, rows * cols + VW);
+    std::memset(pad, 0, static_cast<size_t>(rows * cols) * sizeof(float));
+    const CorrelateFn correlate = correlateFor(KW);
     for (int64_t p = p0; p < p1; p++) {
       const int64_t c = p % channels;
-      padPlane(x + p * H * W, H, W, w.padding[1], w.padding[2], pad, rows, cols);
-      correlatePlane(pad, cols, weight + c * KH * KW, KH, KW, bias ? bias[c] : 0.0f, false, out + p * OH * OW, OH,
-                     OW);
+      placePlane(x + p * H * W, H, W, w.padding[1], w.padding[2], pad, rows, cols);
+      correlate(pad, cols, weight + c * KH * KW, KH, KW, bias ? bias[c] : 0.0f, false, out + p * OH * OW, OH, OW);
     }
   });
 }
@@ -259,9 +341,14 @@ void depthwiseConv2dBackward(const float* x, const float* weight, const float* g
   const int64_t xRows = OH + KH - 1, xCols = OW + KW - 1;
   const int64_t work = batch * OH * OW * taps;
   splitFor(threads, channels, kGrain / (work > 0 ? work : 1) + 1, [&](int64_t c0, int64_t c1) {
-    float* pad = trainScratch(0, (gRows * gCols > xRows * xCols ? gRows * gCols : xRows * xCols) + VW);
+    // One zero-bordered buffer for gy planes, one for x planes.
+    float* gPad = trainScratch(0, gRows * gCols + xRows * xCols + 2 * VW);
+    float* xPad = gPad + gRows * gCols + VW;
+    std::memset(gPad, 0, static_cast<size_t>(gRows * gCols + xRows * xCols + 2 * VW) * sizeof(float));
     float* acc = trainScratch(1, taps * VW + taps);
     float* flipped = acc + taps * VW;
+    const CorrelateFn correlate = correlateFor(KW);
+    const TapSumsFn tapSums = tapSumsFor(KW);
     for (int64_t c = c0; c < c1; c++) {
       const float* wc = weight + c * taps;
       for (int64_t t = 0; t < taps; t++) flipped[t] = wc[taps - 1 - t];
@@ -272,25 +359,12 @@ void depthwiseConv2dBackward(const float* x, const float* weight, const float* g
         const int64_t p = b * channels + c;
         const float* g = gy + p * OH * OW;
         if (gx) {
-          padPlane(g, OH, OW, KH - 1 - ph, KW - 1 - pw, pad, gRows, gCols);
-          correlatePlane(pad, gCols, flipped, KH, KW, 0.0f, true, gx + p * H * W, H, W);
+          placePlane(g, OH, OW, KH - 1 - ph, KW - 1 - pw, gPad, gRows, gCols);
+          correlate(gPad, gCols, flipped, KH, KW, 0.0f, true, gx + p * H * W, H, W);
         }
         if (gw) {
-          padPlane(x + p * H * W, H, W, ph, pw, pad, xRows, xCols);
-          for (int64_t i = 0; i < OH; i++) {
-            const float* grow = g + i * OW;
-            for (int64_t j = 0; j < OW; j += VW) {
-              const int wn = static_cast<int>(tmin(VW, OW - j));
-              const vf gv = vldN(grow + j, wn);
-              for (int64_t a = 0; a < KH; a++) {
-                const float* prow = pad + (i + a) * xCols + j;
-                for (int64_t bb = 0; bb < KW; bb++) {
-                  const int64_t t = a * KW + bb;
-                  vst(acc + t * VW, vfma(gv, vldN(prow + bb, wn), vld(acc + t * VW)));
-                }
-              }
-            }
-          }
+          placePlane(x + p * H * W, H, W, ph, pw, xPad, xRows, xCols);
+          tapSums(g, xPad, xCols, KH, KW, OH, OW, acc);
         }
       }
       if (gw) {
