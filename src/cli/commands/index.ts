@@ -8,7 +8,8 @@ import { register as evaluate } from './eval.js';
 import { register as saliency } from './saliency.js';
 import { register as serve } from './serve.js';
 import { register as detect } from './detect.js';
+import { register as segment } from './segment.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [classify, verify, explain, train, evaluate, saliency, detect, serve];
+export const commands: RegisterCommand[] = [classify, verify, explain, train, evaluate, saliency, detect, serve, segment];
