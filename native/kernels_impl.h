@@ -99,7 +99,7 @@ inline vf applyAct(vf x, int act) {
 
 #if defined(__AVX512F__)
 constexpr int MR = 14, NV = 2;  // 28 of the 32 zmm registers accumulate
-constexpr int64_t KC = 256, MC = 14 * 24, NC = 1024;
+constexpr int64_t KC = 384, MC = 14 * 16, NC = 512;
 #elif defined(__AVX2__)
 constexpr int MR = 6, NV = 2;  // 12 of the 16 ymm registers accumulate
 constexpr int64_t KC = 256, MC = 6 * 24, NC = 1024;
