@@ -39,8 +39,10 @@ class Checked {
     const Napi::Value v = info_[i];
     if (nullable && (v.IsNull() || v.IsUndefined())) return nullptr;
     if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != kType) {
-      fail(std::string(name) + (kType == napi_float32_array ? " must be a Float32Array" : " must be a Float64Array"),
-           false);
+      const char* want = kType == napi_float32_array   ? " must be a Float32Array"
+                         : kType == napi_float64_array ? " must be a Float64Array"
+                                                       : " must be an Int32Array";
+      fail(std::string(name) + want, false);
     }
     auto a = v.As<Napi::TypedArrayOf<T>>();
     if (static_cast<int64_t>(a.ElementLength()) < need) {
@@ -168,6 +170,60 @@ Napi::Value DepthwiseConv2dBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A window packed as addon.cc's (any rank, stride, dilation); fails on negative or absurd entries.
+Window anyWindow(const Checked& a, size_t i) {
+  const double* m = a.f64(i, "window", 18);
+  Window w;
+  int64_t* parts[6] = {w.inSize, w.outSize, w.kernel, w.stride, w.padding, w.dilation};
+  for (int p = 0; p < 6; p++) {
+    for (int d = 0; d < 3; d++) {
+      const double v = m[p * 3 + d];
+      if (!(v >= 0 && v < 1e9) || std::floor(v) != v) a.fail("window entries must be non-negative integers");
+      parts[p][d] = static_cast<int64_t>(v);
+    }
+  }
+  for (int d = 0; d < 3; d++) {
+    if (w.stride[d] < 1 || w.dilation[d] < 1) a.fail("stride and dilation must be positive");
+  }
+  return w;
+}
+
+int64_t plane3(const int64_t* s) { return s[0] * s[1] * s[2]; }
+
+// im2colBatch(x, batch, channels, window, cols)
+Napi::Value Im2colBatch(const Napi::CallbackInfo& info) {
+  Checked a(info, "im2colBatch");
+  const int64_t batch = a.count(1, "batch"), channels = a.count(2, "channels");
+  const Window w = anyWindow(a, 3);
+  const float* x = a.f32(0, "x", batch * channels * plane3(w.inSize));
+  float* cols = a.f32(4, "cols", channels * plane3(w.kernel) * batch * plane3(w.outSize));
+  table().im2colBatch(x, batch, channels, w, cols, *mainThreads);
+  return info.Env().Undefined();
+}
+
+// col2imBatch(cols, batch, channels, window, x)
+Napi::Value Col2imBatch(const Napi::CallbackInfo& info) {
+  Checked a(info, "col2imBatch");
+  const int64_t batch = a.count(1, "batch"), channels = a.count(2, "channels");
+  const Window w = anyWindow(a, 3);
+  const float* cols = a.f32(0, "cols", channels * plane3(w.kernel) * batch * plane3(w.outSize));
+  float* x = a.f32(4, "x", batch * channels * plane3(w.inSize));
+  table().col2imBatch(cols, batch, channels, w, x, *mainThreads);
+  return info.Env().Undefined();
+}
+
+// maxPool(x, planes, window, out, indices)
+Napi::Value MaxPool(const Napi::CallbackInfo& info) {
+  Checked a(info, "maxPool");
+  const int64_t planes = a.count(1, "planes");
+  const Window w = anyWindow(a, 2);
+  const float* x = a.f32(0, "x", planes * plane3(w.inSize));
+  float* out = a.f32(3, "out", planes * plane3(w.outSize));
+  int32_t* indices = a.array<int32_t, napi_int32_array>(4, "indices", planes * plane3(w.outSize), false);
+  table().maxPool(x, planes, w, out, indices, *mainThreads);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void registerTrainKernels(Napi::Env env, Napi::Object exports, const KernelTable* const* active,
@@ -184,6 +240,9 @@ void registerTrainKernels(Napi::Env env, Napi::Object exports, const KernelTable
   exports.Set("batchNormBackward", Napi::Function::New(env, BatchNormBackward));
   exports.Set("depthwiseConv2d", Napi::Function::New(env, DepthwiseConv2d));
   exports.Set("depthwiseConv2dBackward", Napi::Function::New(env, DepthwiseConv2dBackward));
+  exports.Set("im2colBatch", Napi::Function::New(env, Im2colBatch));
+  exports.Set("col2imBatch", Napi::Function::New(env, Col2imBatch));
+  exports.Set("maxPool", Napi::Function::New(env, MaxPool));
 }
 
 }  // namespace glimpse

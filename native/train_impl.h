@@ -3,6 +3,7 @@
 // Semantics: src/backend/js/batch_norm.ts and the depthwise case of src/backend/js/conv.ts.
 #pragma once
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -374,6 +375,149 @@ void depthwiseConv2dBackward(const float* x, const float* weight, const float* g
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// im2col / col2im over a batch, images side by side (src/backend/js/conv.ts im2colBatch): row r =
+// (c, kd, kh, kw) of the columns holds image n's L window positions at [r * batch * L + n * L, +L).
+
+// The outputs o in [lo, hi) whose input position o * stride + offset lies in [0, size).
+inline void validSpan(int64_t offset, int64_t stride, int64_t size, int64_t outLen, int64_t* lo, int64_t* hi) {
+  int64_t l = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  const int64_t last = size - 1 - offset;
+  int64_t h = last < 0 ? 0 : tmin(outLen, last / stride + 1);
+  l = tmin(l, outLen);
+  *lo = l;
+  *hi = h > l ? h : l;
+}
+
+void im2colBatch(const float* x, int64_t batch, int64_t channels, const Window& w, float* cols, int threads) {
+  const int64_t D = w.inSize[0], H = w.inSize[1], W = w.inSize[2];
+  const int64_t OD = w.outSize[0], OH = w.outSize[1], OW = w.outSize[2];
+  const int64_t KD = w.kernel[0], KH = w.kernel[1], KW = w.kernel[2];
+  const int64_t L = OD * OH * OW, taps = KD * KH * KW, plane = D * H * W;
+  const int64_t rows = channels * taps, sw = w.stride[2];
+  splitFor(threads, rows, kGrain / (batch * L > 0 ? batch * L : 1) + 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t c = r / taps, t = r % taps;
+      const int64_t kw = t % KW, kh = t / KW % KH, kd = t / (KW * KH);
+      const int64_t offW = kw * w.dilation[2] - w.padding[2];
+      int64_t lo, hi;
+      validSpan(offW, sw, W, OW, &lo, &hi);
+      for (int64_t n = 0; n < batch; n++) {
+        const float* xc = x + (n * channels + c) * plane;
+        float* dst = cols + (r * batch + n) * L;
+        for (int64_t od = 0; od < OD; od++) {
+          const int64_t id = od * w.stride[0] - w.padding[0] + kd * w.dilation[0];
+          for (int64_t oh = 0; oh < OH; oh++, dst += OW) {
+            const int64_t ih = oh * w.stride[1] - w.padding[1] + kh * w.dilation[1];
+            if (id < 0 || id >= D || ih < 0 || ih >= H) {
+              for (int64_t ow = 0; ow < OW; ow++) dst[ow] = 0.0f;
+              continue;
+            }
+            const float* src = xc + (id * H + ih) * W + offW;
+            for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
+            if (sw == 1) {
+              for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow];
+            } else {
+              for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * sw];
+            }
+            for (int64_t ow = hi; ow < OW; ow++) dst[ow] = 0.0f;
+          }
+        }
+      }
+    }
+  });
+}
+
+void col2imBatch(const float* cols, int64_t batch, int64_t channels, const Window& w, float* x, int threads) {
+  const int64_t D = w.inSize[0], H = w.inSize[1], W = w.inSize[2];
+  const int64_t OD = w.outSize[0], OH = w.outSize[1], OW = w.outSize[2];
+  const int64_t KD = w.kernel[0], KH = w.kernel[1], KW = w.kernel[2];
+  const int64_t L = OD * OH * OW, taps = KD * KH * KW, plane = D * H * W, sw = w.stride[2];
+  // One (image, channel) plane per task: its taps all land in that plane, so no two threads share one.
+  splitFor(threads, batch * channels, kGrain / (taps * L > 0 ? taps * L : 1) + 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const int64_t n = p / channels, c = p % channels;
+      float* xc = x + p * plane;
+      for (int64_t t = 0; t < taps; t++) {
+        const int64_t kw = t % KW, kh = t / KW % KH, kd = t / (KW * KH);
+        const int64_t offW = kw * w.dilation[2] - w.padding[2];
+        int64_t lo, hi;
+        validSpan(offW, sw, W, OW, &lo, &hi);
+        const float* src = cols + ((c * taps + t) * batch + n) * L;
+        for (int64_t od = 0; od < OD; od++) {
+          const int64_t id = od * w.stride[0] - w.padding[0] + kd * w.dilation[0];
+          for (int64_t oh = 0; oh < OH; oh++, src += OW) {
+            const int64_t ih = oh * w.stride[1] - w.padding[1] + kh * w.dilation[1];
+            if (id < 0 || id >= D || ih < 0 || ih >= H) continue;
+            float* dst = xc + (id * H + ih) * W + offW;
+            if (sw == 1) {
+              for (int64_t ow = lo; ow < hi; ow++) dst[ow] += src[ow];
+            } else {
+              for (int64_t ow = lo; ow < hi; ow++) dst[ow * sw] += src[ow];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// Max pooling: padding never wins, NaN propagates (the first NaN's index), indices are flat positions
+// in the input plane; the search starts at the first in-bounds tap, as torch's.
+void maxPool(const float* x, int64_t planes, const Window& w, float* out, int32_t* indices, int threads) {
+  const int64_t D = w.inSize[0], H = w.inSize[1], W = w.inSize[2];
+  const int64_t OD = w.outSize[0], OH = w.outSize[1], OW = w.outSize[2];
+  const int64_t L = OD * OH * OW, inPlane = D * H * W;
+  const int64_t taps = w.kernel[0] * w.kernel[1] * w.kernel[2];
+  // First in-bounds tap position of output o along one dim.
+  auto first = [](int64_t o, int64_t stride, int64_t pad, int64_t dil) {
+    int64_t p0 = o * stride - pad;
+    if (p0 < 0) p0 += ((-p0 + dil - 1) / dil) * dil;
+    return p0;
+  };
+  splitFor(threads, planes, kGrain / (L * taps > 0 ? L * taps : 1) + 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const float* xp = x + p * inPlane;
+      float* op = out + p * L;
+      int32_t* ip = indices + p * L;
+      int64_t o = 0;
+      for (int64_t od = 0; od < OD; od++) {
+        const int64_t d0 = first(od, w.stride[0], w.padding[0], w.dilation[0]);
+        const int64_t dEnd = tmin(od * w.stride[0] - w.padding[0] + (w.kernel[0] - 1) * w.dilation[0] + 1, D);
+        for (int64_t oh = 0; oh < OH; oh++) {
+          const int64_t h0 = first(oh, w.stride[1], w.padding[1], w.dilation[1]);
+          const int64_t hEnd = tmin(oh * w.stride[1] - w.padding[1] + (w.kernel[1] - 1) * w.dilation[1] + 1, H);
+          for (int64_t ow = 0; ow < OW; ow++, o++) {
+            const int64_t w0 = first(ow, w.stride[2], w.padding[2], w.dilation[2]);
+            const int64_t wEnd = tmin(ow * w.stride[2] - w.padding[2] + (w.kernel[2] - 1) * w.dilation[2] + 1, W);
+            float best = -INFINITY;
+            int64_t bestIdx = (d0 * H + h0) * W + w0;
+            bool nan = false;
+            for (int64_t d = d0; d < dEnd && !nan; d += w.dilation[0]) {
+              for (int64_t h = h0; h < hEnd && !nan; h += w.dilation[1]) {
+                const int64_t row = (d * H + h) * W;
+                for (int64_t c = w0; c < wEnd; c += w.dilation[2]) {
+                  const float v = xp[row + c];
+                  if (v > best || v != v) {
+                    best = v;
+                    bestIdx = row + c;
+                    if (v != v) {
+                      nan = true;
+                      break;
+                    }
+                  }
+                }
+              }
+            }
+            op[o] = best;
+            ip[o] = static_cast<int32_t>(bestIdx);
+          }
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 #define GLIMPSE_TRAIN_STR2(x) #x
@@ -386,6 +530,9 @@ void fillTrainTable(TrainKernelTable* t) {
   t->batchNormBackward = batchNormBackward;
   t->depthwiseConv2d = depthwiseConv2d;
   t->depthwiseConv2dBackward = depthwiseConv2dBackward;
+  t->im2colBatch = im2colBatch;
+  t->col2imBatch = col2imBatch;
+  t->maxPool = maxPool;
 }
 
 }  // namespace GLIMPSE_ISA

@@ -1,6 +1,7 @@
 // Kernels that training leans on beyond kernels.h's table: batch norm (statistics, folded forward,
-// backward) and the depthwise convolution of ConvMixer-style blocks (2-D, stride 1, dilation 1, one
-// output per input channel), each compiled per instruction set like the main table (train_*.cc
+// backward), the depthwise convolution of ConvMixer-style blocks (2-D, stride 1, dilation 1, one
+// output per input channel), im2col/col2im over a whole batch for the one-GEMM convolution and max
+// pooling, each compiled per instruction set like the main table (train_*.cc
 // include train_impl.h) and exposed through train_addon.cc. Semantics are those of the js kernels in
 // src/backend/js/batch_norm.ts and conv.ts. Plain data and function pointers only (see kernels.h).
 #pragma once
@@ -29,6 +30,12 @@ struct TrainKernelTable {
   // Its gradients: gx (overwritten) and gw (accumulated, as the js kernel) when not null.
   void (*depthwiseConv2dBackward)(const float* x, const float* weight, const float* gy, int64_t batch,
                                   int64_t channels, const Window& w, float* gx, float* gw, int threads);
+  // im2col of a batch with the images side by side: cols (channels * taps, batch * L).
+  void (*im2colBatch)(const float* x, int64_t batch, int64_t channels, const Window& w, float* cols, int threads);
+  // Its adjoint, accumulated into x (batch, channels, D, H, W).
+  void (*col2imBatch)(const float* cols, int64_t batch, int64_t channels, const Window& w, float* x, int threads);
+  // Max pooling over `planes` (D, H, W) planes with torch's semantics (src/backend/js/pool.ts maxPool).
+  void (*maxPool)(const float* x, int64_t planes, const Window& w, float* out, int32_t* indices, int threads);
 };
 
 namespace scalar {

@@ -184,6 +184,9 @@ interface Addon {
     gx: F32 | null,
     gw: F32 | null,
   ): void;
+  im2colBatch?(x: F32, batch: number, channels: number, win: Float64Array, cols: F32): void;
+  col2imBatch?(cols: F32, batch: number, channels: number, win: Float64Array, x: F32): void;
+  maxPool?(x: F32, planes: number, win: Float64Array, out: F32, indices: Int32Array): void;
 }
 
 /** The unary ops, in the order of native/kernels.h's UnaryOp codes. */
@@ -299,11 +302,21 @@ function isPlainWindow2d(win: Window): boolean {
   return true;
 }
 
-/** Batch norm on the training kernels of native/train_addon.cc, when the addon has them. */
-function batchNormKernels(lib: Addon): Partial<Kernels> {
-  const { batchNormStats, batchNormForward, batchNormBackward } = lib;
-  if (!batchNormStats || !batchNormForward || !batchNormBackward) return {};
+/** Batch norm, batched im2col/col2im and max pooling from native/train_addon.cc, when the addon has them. */
+function trainingKernels(lib: Addon): Partial<Kernels> {
+  const { batchNormStats, batchNormForward, batchNormBackward, im2colBatch, col2imBatch, maxPool } = lib;
+  if (!batchNormStats || !batchNormForward || !batchNormBackward || !im2colBatch || !col2imBatch || !maxPool)
+    return {};
   return {
+    maxPool(x, planes, win, out, indices) {
+      maxPool.call(lib, x, planes, packWindow(win), out, indices);
+    },
+    im2colBatch(x, batch, channels, win, cols) {
+      im2colBatch.call(lib, x, batch, channels, packWindow(win), cols);
+    },
+    col2imBatch(cols, batch, channels, win, x) {
+      col2imBatch.call(lib, cols, batch, channels, packWindow(win), x);
+    },
     batchNormStats(x, n, channels, spatial, mean, variance) {
       if (!isF32(x)) return jsKernels.batchNormStats(x, n, channels, spatial, mean, variance);
       batchNormStats.call(lib, x, n, channels, spatial, mean, variance);
@@ -549,7 +562,7 @@ function makeKernels(lib: Addon) {
       lib.depthwiseConvBackward(x, weight, gy, batch, channels, multiplier, packWindow(win), gx, gw);
     },
 
-    ...batchNormKernels(lib),
+    ...trainingKernels(lib),
   } satisfies Partial<Kernels>;
 }
 

@@ -94,8 +94,8 @@ function biasGrad(gy: Float32Array, batch: number, channels: number, plane: numb
 const WIDE_CHUNK_FLOATS = 1 << 24;
 
 /**
- * A groups=1 convolution as one GEMM over a chunk of images: the columns of every image side by side,
- * (K, n*L) with K = Cin * prod(kernel), so small feature maps (L = 1..49 in a ResNet's later stages)
+ * A groups=1 convolution as one GEMM over a chunk of images: the columns of every image side by side
+ * (im2colBatch), (K, n*L) with K = Cin * prod(kernel), so small feature maps (L = 1..49 in a ResNet's later stages)
  * still make one well-shaped GEMM instead of one tiny GEMM per image. The backward recomputes the
  * columns per chunk rather than keeping them.
  */
@@ -125,18 +125,17 @@ function convWide(
   const fromWide = (src: Float32Array, rows: number, n: number, dst: Float32Array, dstOffset: number) =>
     k.copyStrided(src, 0, [n * L, L, 1], [rows, n, L], dst, dstOffset, [L, rows * L, 1]);
   // Columns of images [n0, n0 + n) as a (K, n*L) matrix.
-  const wideColumns = (n0: number, n: number, cols: Float32Array | null, wide: Float32Array) => {
+  const wideColumns = (n0: number, n: number, wide: Float32Array) => {
     const xs = xd.subarray(n0 * Cin * Lin, (n0 + n) * Cin * Lin);
-    if (cols) k.im2col(xs, n * Cin, win, cols);
-    toWide(cols ?? xs, K, n, wide);
+    if (pointwise) toWide(xs, K, n, wide);
+    else k.im2colBatch(xs, n, Cin, win, wide);
   };
-  const cols = pointwise ? null : new Float32Array(chunk * K * L);
   const wide = new Float32Array(chunk * K * L);
   const outWide = new Float32Array(chunk * Cout * L);
   const out = new Float32Array(N * Cout * L);
   for (let n0 = 0; n0 < N; n0 += chunk) {
     const n = Math.min(chunk, N - n0);
-    wideColumns(n0, n, cols, wide);
+    wideColumns(n0, n, wide);
     // (Cout, n*L) = (Cout, K) @ (K, n*L)
     k.gemm({ a: wd, b: wide, c: outWide, batch: 1, m: Cout, n: n * L, k: K });
     fromWide(outWide, Cout, n, out, n0 * Cout * L);
@@ -152,7 +151,7 @@ function convWide(
       const n = Math.min(chunk, N - n0);
       toWide(gyd.subarray(n0 * Cout * L, (n0 + n) * Cout * L), Cout, n, gyWide);
       if (gw) {
-        wideColumns(n0, n, cols, wide);
+        wideColumns(n0, n, wide);
         // (Cout, K) += (Cout, n*L) @ (K, n*L)^T
         k.gemm({
           a: gyWide,
@@ -169,12 +168,8 @@ function convWide(
       if (gx && gWide) {
         // (K, n*L) = (Cout, K)^T @ (Cout, n*L)
         k.gemm({ a: wd, b: gyWide, c: gWide, batch: 1, m: K, n: n * L, k: Cout, transA: true });
-        if (cols) {
-          fromWide(gWide, K, n, cols, 0);
-          k.col2im(cols, n * Cin, win, gx.subarray(n0 * Cin * Lin, (n0 + n) * Cin * Lin));
-        } else {
-          fromWide(gWide, K, n, gx, n0 * Cin * Lin);
-        }
+        if (pointwise) fromWide(gWide, K, n, gx, n0 * Cin * Lin);
+        else k.col2imBatch(gWide, n, Cin, win, gx.subarray(n0 * Cin * Lin, (n0 + n) * Cin * Lin));
       }
     }
     return [

@@ -1,4 +1,5 @@
-// The training kernels of native/train_addon.cc (batch norm, the stride-1 depthwise conv fast path)
+// The training kernels of native/train_addon.cc (batch norm, the stride-1 depthwise conv fast path,
+// im2col/col2im over a batch, max pooling)
 // against the js kernels, which are normative, on odd shapes for every instruction set this CPU has
 // and 1 and 3 threads; and the dispatch: windows the fast path does not take still reach the general
 // native kernel.
@@ -148,6 +149,83 @@ function depthwiseTests(): void {
   });
 }
 
+function window3d(
+  inSize: number[],
+  kernel: number[],
+  stride: number[],
+  padding: number[],
+  dilation: number[],
+): Window {
+  const outSize = inSize.map(
+    (s, i) => Math.floor((s + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) / stride[i]) + 1,
+  );
+  return { inSize, outSize, kernel, stride, padding, dilation };
+}
+
+function batchColumnTests(): void {
+  const cases: Array<[number, number, Window, string]> = [
+    [3, 2, window3d([1, 7, 7], [1, 3, 3], [1, 1, 1], [0, 1, 1], [1, 1, 1]), '7x7 k3 p1 (ResNet stage)'],
+    [2, 3, window3d([1, 28, 28], [1, 7, 7], [1, 2, 2], [0, 3, 3], [1, 1, 1]), '28x28 k7 s2 p3 (stem)'],
+    [2, 1, window3d([1, 2, 2], [1, 3, 3], [1, 2, 2], [0, 1, 1], [1, 1, 1]), '2x2 k3 s2 p1 to 1x1'],
+    [1, 2, window3d([1, 9, 11], [1, 3, 2], [1, 1, 2], [0, 2, 0], [1, 2, 1]), 'dilated, anisotropic'],
+    [2, 2, window3d([4, 5, 6], [2, 3, 3], [1, 2, 1], [1, 1, 1], [1, 1, 1]), '3-D'],
+  ];
+  for (const [batch, channels, win, what] of cases) {
+    test(`im2colBatch and col2imBatch: ${what}`, () => {
+      const inPlane = win.inSize[0] * win.inSize[1] * win.inSize[2];
+      const L = win.outSize[0] * win.outSize[1] * win.outSize[2];
+      const K = channels * win.kernel[0] * win.kernel[1] * win.kernel[2];
+      const x = rand(batch * channels * inPlane);
+      // Stale contents must be overwritten.
+      const cols = [rand(K * batch * L), rand(K * batch * L)];
+      jsKernels.im2colBatch(x, batch, channels, win, cols[0]);
+      native.im2colBatch(x, batch, channels, win, cols[1]);
+      assertClose(cols[1], cols[0], 0, `im2colBatch ${what}`);
+      // Image n's block is what im2col gives for it alone.
+      const one = new Float32Array(K * L);
+      jsKernels.im2col(x.subarray((batch - 1) * channels * inPlane), channels, win, one);
+      for (let r = 0; r < K; r++) {
+        assertClose(
+          cols[0].subarray((r * batch + batch - 1) * L, (r * batch + batch) * L),
+          one.subarray(r * L, (r + 1) * L),
+          0,
+          `row ${r} of the last image`,
+        );
+      }
+      const g = rand(K * batch * L);
+      const x0 = rand(x.length);
+      const gx = [x0.slice(), x0.slice()];
+      jsKernels.col2imBatch(g, batch, channels, win, gx[0]);
+      native.col2imBatch(g, batch, channels, win, gx[1]);
+      assertClose(gx[1], gx[0], 1e-5, `col2imBatch ${what}`);
+    });
+  }
+}
+
+function maxPoolTests(): void {
+  const cases: Array<[number, Window, string]> = [
+    [5, window3d([1, 14, 14], [1, 3, 3], [1, 2, 2], [0, 1, 1], [1, 1, 1]), 'ResNet stem pool 14x14 k3 s2 p1'],
+    [3, window3d([1, 9, 8], [1, 2, 3], [1, 2, 1], [0, 1, 1], [1, 2, 1]), 'dilated, anisotropic'],
+    [2, window3d([3, 5, 5], [2, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1]), '3-D'],
+  ];
+  for (const [planes, win, what] of cases) {
+    test(`maxPool: ${what}, with NaN and -Infinity`, () => {
+      const inPlane = win.inSize[0] * win.inSize[1] * win.inSize[2];
+      const L = win.outSize[0] * win.outSize[1] * win.outSize[2];
+      const x = rand(planes * inPlane);
+      x[3] = Number.NaN;
+      x[inPlane + 1] = Number.NEGATIVE_INFINITY;
+      x.fill(Number.NEGATIVE_INFINITY, inPlane * (planes - 1));
+      const out = [new Float32Array(planes * L), new Float32Array(planes * L)];
+      const indices = [new Int32Array(planes * L), new Int32Array(planes * L)];
+      jsKernels.maxPool(x, planes, win, out[0], indices[0]);
+      native.maxPool(x, planes, win, out[1], indices[1]);
+      assert.deepEqual([...out[1]], [...out[0]], 'values');
+      assert.deepEqual([...indices[1]], [...indices[0]], 'indices');
+    });
+  }
+}
+
 describe('native training kernels', { skip }, () => {
   const isas = status.isas ?? [];
   const defaults = { isa: status.isa ?? 'scalar', threads: status.threads ?? 1 };
@@ -165,6 +243,8 @@ describe('native training kernels', { skip }, () => {
         });
         batchNormTests();
         depthwiseTests();
+        batchColumnTests();
+        maxPoolTests();
       });
     }
   }

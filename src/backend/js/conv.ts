@@ -229,3 +229,43 @@ export function depthwiseConvBackward(
     }
   }
 }
+
+/**
+ * im2col for a batch, images side by side: x (batch, channels, D, H, W) -> cols (channels * kD * kH *
+ * kW, batch * L), so that one GEMM with the (Cout, K) weight convolves every image. Column n * L + l
+ * is image n's column l of `im2col`.
+ */
+export function im2colBatch(
+  x: Float32Array,
+  batch: number,
+  channels: number,
+  win: Window,
+  cols: Float32Array,
+): void {
+  const L = win.outSize[0] * win.outSize[1] * win.outSize[2];
+  const K = channels * win.kernel[0] * win.kernel[1] * win.kernel[2];
+  const inImage = channels * win.inSize[0] * win.inSize[1] * win.inSize[2];
+  const one = new Float32Array(K * L);
+  for (let n = 0; n < batch; n++) {
+    im2col(x.subarray(n * inImage, (n + 1) * inImage), channels, win, one);
+    for (let r = 0; r < K; r++) cols.set(one.subarray(r * L, (r + 1) * L), (r * batch + n) * L);
+  }
+}
+
+/** The adjoint of im2colBatch: x (batch, channels, D, H, W) += fold(cols) per image; accumulates. */
+export function col2imBatch(
+  cols: Float32Array,
+  batch: number,
+  channels: number,
+  win: Window,
+  x: Float32Array,
+): void {
+  const L = win.outSize[0] * win.outSize[1] * win.outSize[2];
+  const K = channels * win.kernel[0] * win.kernel[1] * win.kernel[2];
+  const inImage = channels * win.inSize[0] * win.inSize[1] * win.inSize[2];
+  const one = new Float32Array(K * L);
+  for (let n = 0; n < batch; n++) {
+    for (let r = 0; r < K; r++) one.set(cols.subarray((r * batch + n) * L, (r * batch + n + 1) * L), r * L);
+    col2im(one, channels, win, x.subarray(n * inImage, (n + 1) * inImage));
+  }
+}

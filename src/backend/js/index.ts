@@ -1,7 +1,7 @@
 /** The js reference backend: every kernel, the normative semantics for all other backends. */
 import { attention, attentionBackward } from './attention.js';
 import { batchNormBackward, batchNormForward, batchNormStats } from './batch_norm.js';
-import { col2im, depthwiseConv, depthwiseConvBackward, im2col } from './conv.js';
+import { col2im, col2imBatch, depthwiseConv, depthwiseConvBackward, im2col, im2colBatch } from './conv.js';
 import { binary, unary, unaryGrad, where } from './elementwise.js';
 import { gemm } from './gemm.js';
 import { copyStrided, gather, indexAdd, indexSelect, scatterAdd } from './layout.js';
@@ -35,6 +35,8 @@ export const jsKernels = {
   crossEntropyBackward,
   im2col,
   col2im,
+  im2colBatch,
+  col2imBatch,
   depthwiseConv,
   depthwiseConvBackward,
   maxPool,
