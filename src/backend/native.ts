@@ -187,6 +187,7 @@ interface Addon {
   im2colBatch?(x: F32, batch: number, channels: number, win: Float64Array, cols: F32): void;
   col2imBatch?(cols: F32, batch: number, channels: number, win: Float64Array, x: F32): void;
   maxPool?(x: F32, planes: number, win: Float64Array, out: F32, indices: Int32Array): void;
+  tuneAllocator?(): boolean;
 }
 
 /** The unary ops, in the order of native/kernels.h's UnaryOp codes. */
@@ -633,6 +634,8 @@ if (requested !== 'js') {
   addon = loadAddon();
   if (addon) {
     addon.setThreads(threadsFromEnv());
+    // Tensor-sized blocks reuse warm heap pages instead of fresh mappings (see native/train_addon.cc).
+    addon.tuneAllocator?.();
     activeIsa = addon.info().isa;
     nativeKernels = makeKernels(addon);
     registerBackend({ name: 'native', kernels: nativeKernels });
