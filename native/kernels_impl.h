@@ -317,9 +317,11 @@ Tiling tilingFor(const GemmJob& g, int threads) {
   return t;
 }
 
-// C tile `tile` (row tile major) of one GEMM, with B already packed by packB.
+// C tile `tile` of one GEMM, with B already packed by packB. Tiles go down a column of tiles
+// first: consecutive tiles share their block of packed B, which then stays in cache, while each tile
+// packs its own rows of A anyway.
 void gemmTile(const GemmJob& g, const float* packedB, const Tiling& t, int64_t tile) {
-  const int64_t ti = tile / t.colTiles, tj = tile % t.colTiles;
+  const int64_t ti = tile % t.rowTiles, tj = tile / t.rowTiles;
   const int64_t row0 = imin(g.m, (t.slivers * ti / t.rowTiles) * MR);
   const int64_t row1 = imin(g.m, (t.slivers * (ti + 1) / t.rowTiles) * MR);
   const int64_t q0 = t.panels * tj / t.colTiles, q1 = t.panels * (tj + 1) / t.colTiles;
