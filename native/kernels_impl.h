@@ -98,8 +98,9 @@ inline vf applyAct(vf x, int act) {
 // feed MR * NR / VW fused multiply-adds per step of k.
 
 #if defined(__AVX512F__)
+// KC: a packed B panel (KC x NR, 32 KB) and an A sliver (MR x KC, 14 KB) fit L1 together.
 constexpr int MR = 14, NV = 2;  // 28 of the 32 zmm registers accumulate
-constexpr int64_t KC = 384, MC = 14 * 16, NC = 512;
+constexpr int64_t KC = 256, MC = 14 * 16, NC = 512;
 #elif defined(__AVX2__)
 constexpr int MR = 6, NV = 2;  // 12 of the 16 ymm registers accumulate
 constexpr int64_t KC = 256, MC = 6 * 24, NC = 1024;
