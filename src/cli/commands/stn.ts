@@ -9,7 +9,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import sharp from 'sharp';
-import { type DistortedDataset, loadDistortedFashionMnist } from '../../data/distorted_fashion_mnist.js';
+import type { ImageDataset, Sample } from '../../data/dataset.js';
+import { DistortedDataset, loadDistortedFashionMnist } from '../../data/distorted_fashion_mnist.js';
 import { encodePng, writePngBytes } from '../../io/image.js';
 import {
   type StnClassifierOptions,
@@ -42,6 +43,14 @@ export interface StnDemoOptions {
   /** Hidden width of the ST-CNN's classifier; the others get the width that matches its parameter count. */
   hidden: number;
   batchNorm: boolean;
+  /** Channels of the localization nets' two convs and the width of their fc layer. */
+  locChannels: [number, number];
+  locHidden: number;
+  /**
+   * Epochs over which the training set's rotation range grows linearly up to the protocol's +-60
+   * degrees (0: the protocol from the first epoch). The test set is always the full protocol.
+   */
+  rotationCurriculum: number;
   models: DemoModel[];
   seed: number;
   out: string;
@@ -66,7 +75,10 @@ export interface ModelReport {
   localizationParams: number;
   hidden: number;
   testError: number;
+  /** Wall-clock seconds of training (and per-epoch evaluation). */
   trainSeconds: number;
+  /** Process CPU seconds of the same (steadier than wall time on a shared machine). */
+  trainCpuSeconds: number;
   history: Array<{ epoch: number; trainLoss: number; trainAcc: number; testAcc?: number }>;
   /** Per transformer head (affine-family transforms only). */
   rectification: Rectification[];
@@ -80,6 +92,7 @@ function modelOptions(o: StnDemoOptions, model: DemoModel, hidden: number): StnC
     stOutputSize: o.stOutput,
     hidden,
     batchNorm: o.batchNorm,
+    localizationOptions: { channels: o.locChannels, hidden: o.locHidden },
   };
 }
 
@@ -104,7 +117,11 @@ const wrapDegrees = (a: number) => ((((a + 180) % 360) + 360) % 360) - 180;
  * theta's linear part is a multiple of R(angle). The rotation read off theta is that of its nearest
  * similarity, atan2(A10 - A01, A00 + A11).
  */
-export function rectification(thetas: Float32Array[], dataset: DistortedDataset, indices: number[]): Rectification {
+export function rectification(
+  thetas: Float32Array[],
+  dataset: DistortedDataset,
+  indices: number[],
+): Rectification {
   const n = dataset.canvas;
   const before = { angle: [] as number[], center: [] as number[], size: [] as number[] };
   const after = { angle: [] as number[], center: [] as number[], size: [] as number[] };
@@ -276,6 +293,56 @@ function figureIndices(dataset: DistortedDataset, rows: number): number[] {
   return picked;
 }
 
+/**
+ * The training set as seen in each epoch: with a curriculum, epoch e < n draws rotations from
+ * +-60 (e + 1) / (n + 1) degrees. Every other draw is the same, so each item turns further as the
+ * range grows.
+ */
+class RotationCurriculum implements ImageDataset {
+  readonly length: number;
+  readonly classes: readonly string[];
+  readonly imageShape: readonly [number, number, number];
+  private readonly stages: DistortedDataset[];
+  epoch = 0;
+
+  constructor(full: DistortedDataset, epochs: number) {
+    this.length = full.length;
+    this.classes = full.classes;
+    this.imageShape = full.imageShape;
+    const options = {
+      canvas: full.canvas,
+      scale: full.scaleRange,
+      translate: full.translate,
+      clutter: full.clutter,
+      clutterSize: full.clutterSize,
+      seed: full.seed,
+    };
+    this.stages = Array.from(
+      { length: epochs },
+      (_, e) =>
+        new DistortedDataset(full.base, { ...options, rotation: (full.rotation * (e + 1)) / (epochs + 1) }),
+    );
+    this.stages.push(full);
+  }
+
+  /** The rotation range of the current epoch, in degrees. */
+  get rotation(): number {
+    return this.current.rotation;
+  }
+
+  private get current(): DistortedDataset {
+    return this.stages[Math.min(this.epoch, this.stages.length - 1)];
+  }
+
+  get(index: number): Sample {
+    return this.current.get(index);
+  }
+
+  label(index: number): number {
+    return this.current.label(index);
+  }
+}
+
 export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
   const distortion = { canvas: o.canvas, clutter: o.clutter };
   const trainSet = await loadDistortedFashionMnist('train', {
@@ -299,6 +366,7 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
     const hidden = kind === 'st' ? o.hidden : matchHidden(o, kind, budget);
     manualSeed(o.seed);
     const model = new StnClassifier(modelOptions(o, kind, hidden));
+    const trainView = new RotationCurriculum(trainSet, o.rotationCurriculum);
     const localizationParams = model.parameterGroups().localization.reduce((a, p) => a + p.size, 0);
     const name = MODEL_NAMES[kind];
     o.print(
@@ -307,7 +375,7 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
     const start = performance.now();
     const result = await train({
       model,
-      train: trainSet,
+      train: trainView,
       eval: testSet,
       epochs: o.epochs,
       batchSize: o.batchSize,
@@ -316,7 +384,10 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
       seed: o.seed,
       progress: o.progress,
       print: (line) => o.print(`  ${line}`),
-      onEpoch: () => {
+      onEpoch: (record) => {
+        trainView.epoch = record.epoch + 1;
+        if (o.rotationCurriculum > 0)
+          o.print(`  training rotations now +-${trainView.rotation.toFixed(0)} deg`);
         if (kind === 'cnn' || o.transform === 'tps') return;
         const angles = transformersOf(model, testSet, testIndices).map(
           (parts) => rectification(thetasOf(parts), testSet, testIndices).angle.after,
@@ -337,6 +408,7 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
       hidden,
       testError: 1 - ev.acc,
       trainSeconds,
+      trainCpuSeconds: result.history.reduce((a, r) => a + (r.cpu_s ?? 0), 0),
       history: result.history.map((r) => ({
         epoch: r.epoch + 1,
         trainLoss: r.train_loss,
@@ -381,6 +453,12 @@ function parseNumber(flag: string, raw: string, integer: boolean, min: number): 
   return v;
 }
 
+function parseChannels(raw: string): [number, number] {
+  const parts = raw.split(',').map((v) => parseNumber('--loc-channels', v, true, 1));
+  if (parts.length !== 2) throw new Error(`stn-demo: --loc-channels takes two integers 'a,b', got '${raw}'`);
+  return [parts[0], parts[1]];
+}
+
 interface DemoFlags {
   train: string;
   test: string;
@@ -394,6 +472,9 @@ interface DemoFlags {
   stOutput: string;
   hidden: string;
   batchNorm: boolean;
+  locChannels: string;
+  locHidden: string;
+  rotationCurriculum: string;
   models: string;
   seed: string;
   out: string;
@@ -422,6 +503,13 @@ export function register(program: Command): void {
       '48',
     )
     .option('--no-batch-norm', 'no batch norm in the classifiers')
+    .option('--loc-channels <a,b>', "channels of the localization nets' two convs", '16,32')
+    .option('--loc-hidden <n>', "width of the localization nets' fc layer", '32')
+    .option(
+      '--rotation-curriculum <epochs>',
+      'grow the training rotations linearly to +-60 degrees over this many epochs (all models alike; the test set is always +-60)',
+      '0',
+    )
     .option('--models <list>', 'comma-separated subset of cnn,st,st2', 'cnn,st,st2')
     .option('--seed <n>', 'seed of the data, initialization and order', '0')
     .option('--no-progress', 'no progress bar')
@@ -454,6 +542,9 @@ export function register(program: Command): void {
         stOutput: parseNumber('--st-output', flags.stOutput, true, 4),
         hidden: parseNumber('--hidden', flags.hidden, true, 1),
         batchNorm: flags.batchNorm,
+        locChannels: parseChannels(flags.locChannels),
+        locHidden: parseNumber('--loc-hidden', flags.locHidden, true, 1),
+        rotationCurriculum: parseNumber('--rotation-curriculum', flags.rotationCurriculum, true, 0),
         models: models as DemoModel[],
         seed: parseNumber('--seed', flags.seed, true, 0),
         out: flags.out,
