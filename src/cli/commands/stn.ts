@@ -66,6 +66,8 @@ export interface Rectification {
   center: { before: number; after: number };
   /** Relative spread (std / mean) of the item's size. */
   size: { before: number; after: number };
+  /** Rotation left in the output (RMS degrees) per class, in class order. */
+  angleByClass: number[];
 }
 
 export interface ModelReport {
@@ -143,7 +145,12 @@ export function rectification(
     before.size.push(d.scale);
     after.size.push(d.scale / Math.sqrt(Math.abs(det)));
   });
+  const byClass: number[][] = dataset.classes.map(() => []);
+  indices.forEach((index, b) => {
+    byClass[dataset.label(index)].push(after.angle[b]);
+  });
   return {
+    angleByClass: byClass.map((a) => (a.length ? rms(a) : Number.NaN)),
     angle: { before: rms(before.angle), after: rms(after.angle) },
     center: { before: rms(before.center), after: rms(after.center) },
     size: { before: spread(before.size), after: spread(after.size) },
@@ -425,6 +432,9 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
       o.print(
         `  head ${k + 1}: rotation RMS ${r.angle.before.toFixed(1)} -> ${r.angle.after.toFixed(1)} deg, center offset RMS ${(100 * r.center.before).toFixed(1)}% -> ${(100 * r.center.after).toFixed(1)}% of the side, size spread ${(100 * r.size.before).toFixed(1)}% -> ${(100 * r.size.after).toFixed(1)}%`,
       );
+      o.print(
+        `    rotation left per class: ${r.angleByClass.map((a, c) => `${testSet.classes[c]} ${a.toFixed(0)}`).join(', ')}`,
+      );
     });
     if (kind !== 'cnn') trained.push({ name, model });
   }
@@ -471,7 +481,7 @@ interface DemoFlags {
   transform: string;
   stOutput: string;
   hidden: string;
-  batchNorm: boolean;
+  batchNorm?: boolean;
   locChannels: string;
   locHidden: string;
   rotationCurriculum: string;
@@ -489,9 +499,9 @@ export function register(program: Command): void {
     )
     .option('--train <n>', 'training images (the first n of the train split)', '12000')
     .option('--test <n>', 'test images (the first n of the test split)', '2000')
-    .option('-e, --epochs <n>', 'epochs', '4')
+    .option('-e, --epochs <n>', 'epochs', '6')
     .option('-b, --batch-size <n>', 'batch size', '32')
-    .option('--lr <x>', 'peak learning rate (AdamW, cosine decay)', '0.002')
+    .option('--lr <x>', 'peak learning rate (AdamW, cosine decay)', '0.003')
     .option('--weight-decay <x>', 'AdamW weight decay', '0.0001')
     .option('--canvas <n>', 'canvas side: 42 (RTS) or 60 (cluttered)', '42')
     .option('--clutter <n>', 'clutter pieces per image (6x6 crops of other items)', '0')
@@ -502,7 +512,7 @@ export function register(program: Command): void {
       "width of the ST-CNN classifier's hidden layer; the other models are sized to its parameter count",
       '48',
     )
-    .option('--no-batch-norm', 'no batch norm in the classifiers')
+    .option('--batch-norm', "batch norm after the classifiers' convs")
     .option('--loc-channels <a,b>', "channels of the localization nets' two convs", '16,32')
     .option('--loc-hidden <n>', "width of the localization nets' fc layer", '32')
     .option(
@@ -541,7 +551,7 @@ export function register(program: Command): void {
         transform: flags.transform as StTransform,
         stOutput: parseNumber('--st-output', flags.stOutput, true, 4),
         hidden: parseNumber('--hidden', flags.hidden, true, 1),
-        batchNorm: flags.batchNorm,
+        batchNorm: flags.batchNorm ?? false,
         locChannels: parseChannels(flags.locChannels),
         locHidden: parseNumber('--loc-hidden', flags.locHidden, true, 1),
         rotationCurriculum: parseNumber('--rotation-curriculum', flags.rotationCurriculum, true, 0),
