@@ -32,9 +32,9 @@ const run =
     : () => F.matmul(F.softmax(F.mul(F.matmul(q, F.transpose(k, -2, -1)), scale), -1), v);
 
 const result = noGrad(() => {
-  // Start the thread pool and compile the code paths on a tiny input first, so that the memory
+  // Start the thread pool and compile the code paths on a small input first, so that the memory
   // measured below is the call's own.
-  const tiny = randn([1, heads, 8, d]);
+  const tiny = randn([1, heads, 128, d]);
   if (values.mode === 'fused') F.scaledDotProductAttention(tiny, tiny, tiny);
   else F.matmul(F.softmax(F.mul(F.matmul(tiny, F.transpose(tiny, -2, -1)), scale), -1), tiny);
   gc();
