@@ -21,7 +21,9 @@ inline int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t roundUp(int64_t a, int64_t b) { return ceilDiv(a, b) * b; }
 
 // Per-thread scratch buffers, 64-byte aligned, grown on demand and kept for the thread's life.
-enum ScratchSlot { kPackA, kPackB, kSharedB, kAttnK, kAttnV, kAttnS, kAttnO, kAttnRow, kConv, kSlotCount };
+// kPackB: B of a single-threaded GEMM; kSharedB: B of a GEMM split across threads (packed by the
+// caller's team, owned by the calling thread); kPartial: per-thread partial sums.
+enum ScratchSlot { kPackA, kPackB, kSharedB, kAttnK, kAttnS, kAttnO, kAttnRow, kPartial, kSlotCount };
 
 struct Scratch {
   float* ptr[kSlotCount] = {};
@@ -32,7 +34,8 @@ struct Scratch {
 };
 thread_local Scratch tlsScratch;
 
-// Returns null when memory runs out; callers treat that as fatal (abort) since kernels cannot throw.
+// Aborts when memory runs out: kernels have no error path, and no buffer is larger than an operand
+// the caller already holds.
 float* scratch(int slot, int64_t floats) {
   Scratch& s = tlsScratch;
   const size_t bytes = (static_cast<size_t>(floats) * sizeof(float) + 63) & ~static_cast<size_t>(63);
@@ -842,7 +845,7 @@ void layerNormBackward(const float* x, const float* gy, int64_t rows, int64_t co
     return;
   }
   // Each thread sums its rows' weight and bias gradients privately; they are added in thread order.
-  float* partial = scratch(kConv, 2 * t * cols);
+  float* partial = scratch(kPartial, 2 * t * cols);
   std::memset(partial, 0, static_cast<size_t>(2 * t * cols) * sizeof(float));
   parallelForTid(static_cast<int>(t), rows, imax(1, kRowGrain / imax(cols, 1)), [&](int64_t r0, int64_t r1, int tid) {
     layerNormBackwardRows(x, gy, r0, r1, cols, weight, mean, rstd, gx, gw ? partial + 2 * tid * cols : nullptr,
