@@ -7,6 +7,7 @@
  */
 import { kernels } from '../backend/backend.js';
 import { isGradEnabled, noGrad, record } from '../tensor/autograd.js';
+import { emptyFloat32 } from '../tensor/dtype.js';
 import { broadcastShapes, broadcastStrides, fmt, shapesEqual, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { dropout } from './dropout.js';
@@ -161,7 +162,7 @@ function fused(
     q: q.data as Float32Array,
     k: k.data as Float32Array,
     v: v.data as Float32Array,
-    out: new Float32Array(batch * heads * nq * dv),
+    out: emptyFloat32(batch * heads * nq * dv),
     batch,
     heads,
     nq,
@@ -173,7 +174,7 @@ function fused(
     maskStrides,
     causal: options.isCausal ?? false,
     // Kept for the backward when recording: it then skips recomputing the scores.
-    probs: options.returnProbs || recording ? new Float32Array(batch * heads * nq * nk) : undefined,
+    probs: options.returnProbs || recording ? emptyFloat32(batch * heads * nq * nk) : undefined,
   };
   kernels().attention(args);
   const output = record(
@@ -181,9 +182,9 @@ function fused(
     'scaledDotProductAttention',
     [q, k, v],
     (g) => {
-      const gq = new Float32Array(q.size);
-      const gk = new Float32Array(k.size);
-      const gv = new Float32Array(v.size);
+      const gq = emptyFloat32(q.size);
+      const gk = emptyFloat32(k.size);
+      const gv = emptyFloat32(v.size);
       kernels().attentionBackward({ ...args, gradOut: g.data as Float32Array, gq, gk, gv });
       return [new Tensor(gq, q.shape), new Tensor(gk, k.shape), new Tensor(gv, v.shape)];
     },

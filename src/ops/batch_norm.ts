@@ -6,6 +6,7 @@
 import { kernels } from '../backend/backend.js';
 import { noGrad, record } from '../tensor/autograd.js';
 import { fmt, normalizeAxis, sizeOf } from '../tensor/shape.js';
+import { emptyFloat32 } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { abs, add, clamp, div, mul, pow } from './elementwise.js';
 import { layerNorm } from './normalization.js';
@@ -92,11 +93,11 @@ export function batchNorm(
     scale[c] = (w ? w[c] : 1) * invstd[c];
     shift[c] = (b ? b[c] : 0) - mean[c] * scale[c];
   }
-  const out = new Float32Array(x.size);
+  const out = emptyFloat32(x.size);
   k.batchNormForward(x.data as Float32Array, n, channels, spatial, scale, shift, out);
   const parents = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return record(new Tensor(out, x.shape), op, parents, (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = emptyFloat32(x.size);
     const gw = weight?.requiresGrad ? new Float32Array(channels) : null;
     const gb = bias?.requiresGrad ? new Float32Array(channels) : null;
     kernels().batchNormBackward(

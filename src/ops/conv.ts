@@ -6,6 +6,7 @@
 import { kernels } from '../backend/backend.js';
 import type { Window } from '../backend/js/conv.js';
 import { record } from '../tensor/autograd.js';
+import { emptyFloat32 } from '../tensor/dtype.js';
 import { fmt, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { permute, reshape, squeeze, unsqueeze } from './shape.js';
@@ -130,9 +131,9 @@ function convWide(
     if (pointwise) toWide(xs, K, n, wide);
     else k.im2colBatch(xs, n, Cin, win, wide);
   };
-  const wide = new Float32Array(chunk * K * L);
-  const outWide = new Float32Array(chunk * Cout * L);
-  const out = new Float32Array(N * Cout * L);
+  const wide = emptyFloat32(chunk * K * L);
+  const outWide = emptyFloat32(chunk * Cout * L);
+  const out = emptyFloat32(N * Cout * L);
   for (let n0 = 0; n0 < N; n0 += chunk) {
     const n = Math.min(chunk, N - n0);
     wideColumns(n0, n, wide);
@@ -143,10 +144,11 @@ function convWide(
   if (bias) addBiasPlanes(out, bias.data as Float32Array, N, Cout, L);
   return record(new Tensor(out, outShape), op, parents, (g) => {
     const gyd = g.data as Float32Array;
-    const gw = weight.requiresGrad ? new Float32Array(weight.size) : null;
+    // gx accumulates (col2imBatch); the rest is written in full.
+    const gw = weight.requiresGrad ? emptyFloat32(weight.size) : null;
     const gx = x.requiresGrad ? new Float32Array(x.size) : null;
-    const gyWide = new Float32Array(chunk * Cout * L);
-    const gWide = gx ? new Float32Array(chunk * K * L) : null;
+    const gyWide = emptyFloat32(chunk * Cout * L);
+    const gWide = gx ? emptyFloat32(chunk * K * L) : null;
     for (let n0 = 0; n0 < N; n0 += chunk) {
       const n = Math.min(chunk, N - n0);
       toWide(gyd.subarray(n0 * Cout * L, (n0 + n) * Cout * L), Cout, n, gyWide);
@@ -249,7 +251,7 @@ function convNd(
 
   if (groups === Cin && groups > 1) {
     const multiplier = Cout / Cin;
-    const out = new Float32Array(N * Cout * L);
+    const out = emptyFloat32(N * Cout * L);
     kernels().depthwiseConv(xd, wd, bd, N, Cin, multiplier, win, out);
     const y = record(new Tensor(out, outShape), op, parents, (g) => {
       const gyd = g.data as Float32Array;

@@ -2,7 +2,7 @@
 import type { BinaryOp, UnaryGradOp, UnaryOp } from '../backend/js/elementwise.js';
 import { kernels } from '../backend/backend.js';
 import { record } from '../tensor/autograd.js';
-import { allocStorage, type DType } from '../tensor/dtype.js';
+import { allocStorage, type DType, emptyFloat32 } from '../tensor/dtype.js';
 import { broadcastShapes, broadcastStrides, fmt, type Shape, shapesEqual, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { scalar } from './creation.js';
@@ -59,7 +59,7 @@ export function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
     : op === 'div' || op === 'pow' || op === 'atan2'
       ? 'float32'
       : resultDType(a, b);
-  const out = allocStorage(dtype, sizeOf(shape));
+  const out = dtype === 'float32' ? emptyFloat32(sizeOf(shape)) : allocStorage(dtype, sizeOf(shape));
   kernels().binary(
     op,
     a.data,
@@ -196,13 +196,13 @@ function floatInput(x: Tensor): Tensor {
 
 export function unaryRaw(op: UnaryOp, x: Tensor): Tensor {
   const xf = floatInput(x);
-  const out = new Float32Array(xf.size);
+  const out = emptyFloat32(xf.size);
   kernels().unary(op, xf.data as Float32Array, out);
   return new Tensor(out, x.shape);
 }
 
 function unaryGradRaw(op: UnaryGradOp, x: Tensor, y: Tensor, g: Tensor): Tensor {
-  const out = new Float32Array(x.size);
+  const out = emptyFloat32(x.size);
   kernels().unaryGrad(op, x.data as Float32Array, y.data as Float32Array, g.data as Float32Array, out);
   return new Tensor(out, x.shape);
 }

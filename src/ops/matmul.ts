@@ -1,6 +1,7 @@
 /** Matrix products (torch.matmul semantics with batch broadcasting) and the fused linear layer. */
 import { kernels } from '../backend/backend.js';
 import { record } from '../tensor/autograd.js';
+import { emptyFloat32 } from '../tensor/dtype.js';
 import { broadcastShapes, fmt, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { sumToShape } from './elementwise.js';
@@ -26,7 +27,7 @@ export function gemmRaw(
   aBatched: boolean,
   bBatched: boolean,
 ): Float32Array {
-  const c = new Float32Array(batch * m * n);
+  const c = emptyFloat32(batch * m * n);
   kernels().gemm({
     a: a.data as Float32Array,
     b: b.data as Float32Array,
@@ -106,7 +107,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     throw new Error(`linear: bias ${fmt(bias.shape)} does not match weight ${fmt(weight.shape)}`);
   }
   const rows = x.size / inF;
-  const c = new Float32Array(rows * outF);
+  const c = emptyFloat32(rows * outF);
   kernels().gemm({
     a: x.data as Float32Array,
     b: weight.data as Float32Array,

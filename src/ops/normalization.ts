@@ -1,6 +1,7 @@
 /** softmax / logSoftmax along any dim and layer norm over the trailing dims. */
 import { kernels } from '../backend/backend.js';
 import { record } from '../tensor/autograd.js';
+import { emptyFloat32 } from '../tensor/dtype.js';
 import { fmt, normalizeAxis, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { binaryRaw, sumToShape } from './elementwise.js';
@@ -11,7 +12,7 @@ import { noGrad } from '../tensor/autograd.js';
 function softmaxLast(x: Tensor, log: boolean): Tensor {
   const cols = x.shape[x.ndim - 1] ?? 1;
   const rows = x.size / Math.max(cols, 1);
-  const out = new Float32Array(x.size);
+  const out = emptyFloat32(x.size);
   kernels().softmax(x.data as Float32Array, rows, cols, out, log);
   const y = new Tensor(out, x.shape);
   return record(y, log ? 'logSoftmax' : 'softmax', [x], (g) =>
@@ -71,7 +72,7 @@ export function layerNorm(
   }
   const cols = sizeOf(normalizedShape);
   const rows = x.size / cols;
-  const out = new Float32Array(x.size);
+  const out = emptyFloat32(x.size);
   const mean = new Float32Array(rows);
   const rstd = new Float32Array(rows);
   const w = weight ? (weight.data as Float32Array) : null;
@@ -79,7 +80,7 @@ export function layerNorm(
   kernels().layerNorm(x.data as Float32Array, rows, cols, w, b, eps, out, mean, rstd);
   const parents = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
   return record(new Tensor(out, x.shape), 'layerNorm', parents, (g) => {
-    const gx = new Float32Array(x.size);
+    const gx = emptyFloat32(x.size);
     const gw = weight ? new Float32Array(cols) : null;
     const gb = bias ? new Float32Array(cols) : null;
     kernels().layerNormBackward(

@@ -7,6 +7,7 @@
  */
 import { kernels } from '../backend/backend.js';
 import { isGradEnabled, record } from '../tensor/autograd.js';
+import { emptyFloat32 } from '../tensor/dtype.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -32,7 +33,7 @@ export function qkvAttention(qkv: Tensor, numHeads: number, options: QkvAttentio
   // Element (b, h, n, d) of q, k or v inside qkv (B, N, 3, H, D).
   const packedStrides = [N * C3, D, C3, 1];
   const gather = (offset: number) => {
-    const out = new Float32Array(B * N * C);
+    const out = emptyFloat32(B * N * C);
     k.copyStrided(qkv.data, offset, packedStrides, headShape, out, 0, headStrides);
     return out;
   };
@@ -41,7 +42,7 @@ export function qkvAttention(qkv: Tensor, numHeads: number, options: QkvAttentio
     q: gather(0),
     k: gather(C),
     v: gather(2 * C),
-    out: new Float32Array(B * N * C),
+    out: emptyFloat32(B * N * C),
     batch: B,
     heads: H,
     nq: N,
@@ -50,23 +51,23 @@ export function qkvAttention(qkv: Tensor, numHeads: number, options: QkvAttentio
     dv: D,
     scale: options.scale ?? 1 / Math.sqrt(D),
     // Kept for the backward, which then skips recomputing the scores.
-    probs: recording ? new Float32Array(B * H * N * N) : undefined,
+    probs: recording ? emptyFloat32(B * H * N * N) : undefined,
   };
   k.attention(args);
   // (B, H, N, D) → (B, N, H, D) = (B, N, C)
   const mergedStrides = [N * C, D, C, 1];
-  const merged = new Float32Array(B * N * C);
+  const merged = emptyFloat32(B * N * C);
   k.copyStrided(args.out, 0, headStrides, headShape, merged, 0, mergedStrides);
   return record(new Tensor(merged, [B, N, C]), 'qkvAttention', [qkv], (g) => {
-    const gradOut = new Float32Array(B * N * C);
+    const gradOut = emptyFloat32(B * N * C);
     k.copyStrided(g.data, 0, mergedStrides, headShape, gradOut, 0, headStrides);
     const grads = {
-      gq: new Float32Array(B * N * C),
-      gk: new Float32Array(B * N * C),
-      gv: new Float32Array(B * N * C),
+      gq: emptyFloat32(B * N * C),
+      gk: emptyFloat32(B * N * C),
+      gv: emptyFloat32(B * N * C),
     };
     k.attentionBackward({ ...args, gradOut, ...grads });
-    const gqkv = new Float32Array(qkv.size);
+    const gqkv = emptyFloat32(qkv.size);
     [grads.gq, grads.gk, grads.gv].forEach((src, i) => {
       k.copyStrided(src, 0, headStrides, headShape, gqkv, i * C, packedStrides);
     });

@@ -5,6 +5,7 @@
  * topological order and accumulates gradients into `.grad` of leaves.
  */
 import { kernels } from '../backend/backend.js';
+import { emptyFloat32 } from './dtype.js';
 import { reshapeStorage, Tensor } from './tensor.js';
 
 export type BackwardRule = (grad: Tensor) => ReadonlyArray<Tensor | null | undefined>;
@@ -117,7 +118,7 @@ export function runBackward(root: Tensor, seed: Tensor, retainGraph: boolean): v
         } else if (owned.has(prev)) {
           addTo(prev, pg, prev);
         } else {
-          const sum = new Tensor(new Float32Array(prev.size), prev.shape);
+          const sum = new Tensor(emptyFloat32(prev.size), prev.shape);
           addTo(prev, pg, sum);
           owned.add(sum);
           grads.set(p, sum);
@@ -141,7 +142,7 @@ function accumulate(t: Tensor, g: Tensor, fresh: boolean): void {
     t.grad = fresh ? gg : gg.cloneData();
     return;
   }
-  const sum = new Tensor(new Float32Array(t.size), t.shape);
+  const sum = new Tensor(emptyFloat32(t.size), t.shape);
   addTo(t.grad, gg, sum);
   t.grad = sum;
 }
