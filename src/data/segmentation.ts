@@ -178,19 +178,19 @@ interface Solid {
   rotation: number[];
 }
 
-/** The largest bounding-sphere radius drawSolid makes at scale 1 (a torus 7.5 + 2.6). */
-const LARGEST_EXTENT = 10.1;
+/** The largest bounding-sphere radius drawSolid makes at scale 1 (a torus 7.5 + 2.8). */
+const LARGEST_EXTENT = 10.3;
 
 /** A solid of class 1 (sphere), 2 (cube) or 3 (torus) with random size (times `k`) and orientation. */
 function drawSolid(cls: 1 | 2 | 3, g: Generator, k: number): Omit<Solid, 'center'> {
   const uniform = (lo: number, hi: number) => k * (lo + (hi - lo) * g.next());
   const rotation = randomRotation(g);
   if (cls === 1) {
-    const r = uniform(3.5, 7);
+    const r = uniform(4.5, 7);
     return { cls, extent: r, rotation, inside: ([x, y, z]) => x * x + y * y + z * z <= r * r };
   }
   if (cls === 2) {
-    const a = uniform(3, 5.5); // half side
+    const a = uniform(3.5, 5.5); // half side
     return {
       cls,
       extent: a * Math.sqrt(3),
@@ -198,8 +198,8 @@ function drawSolid(cls: 1 | 2 | 3, g: Generator, k: number): Omit<Solid, 'center
       inside: ([x, y, z]) => Math.abs(x) <= a && Math.abs(y) <= a && Math.abs(z) <= a,
     };
   }
-  const major = uniform(4.5, 7.5);
-  const minor = uniform(1.6, 2.6);
+  const major = uniform(5, 7.5);
+  const minor = uniform(1.8, 2.8);
   return {
     cls,
     extent: major + minor,

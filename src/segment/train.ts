@@ -23,7 +23,7 @@ import { paramGroupsWeightDecay } from '../optim/param_groups.js';
 import { cosineSchedule, setLr } from '../optim/schedule.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { diceCeLoss } from './losses.js';
+import { type DiceCeLossOptions, diceCeLoss } from './losses.js';
 import { SegmentationMetrics, type SegmentationSummary } from './metrics.js';
 import {
   createSegmentationModel,
@@ -49,6 +49,8 @@ export interface SegmentPreset {
   weightDecay: number;
   warmupSteps: number;
   clipGrad: number;
+  /** Dice + cross-entropy options (batch Dice: one Dice per class over the batch, so the classes a sample lacks do not sit at 1). */
+  loss: DiceCeLossOptions;
   /** Input normalization (x - mean) / std. */
   mean: number;
   std: number;
@@ -57,7 +59,7 @@ export interface SegmentPreset {
 export const SEGMENT_PRESETS: Record<string, SegmentPreset> = {
   fashion2d: {
     description:
-      'TransUNet (R50-ViT hybrid, width 16, ViT 128x4) on 64x64 Fashion-MNIST canvases, 11 classes',
+      'TransUNet (R50-ViT hybrid, width 32, ViT 128x4) on 64x64 Fashion-MNIST canvases, 11 classes',
     model: 'transunet',
     modelConfig: {
       imgSize: 64,
@@ -65,40 +67,41 @@ export const SEGMENT_PRESETS: Record<string, SegmentPreset> = {
       numClasses: 11,
       encoder: 'hybrid',
       resnetLayers: [1, 1, 1],
-      resnetWidth: 16,
+      resnetWidth: 32,
       gnGroups: 8,
       hiddenSize: 128,
       numLayers: 4,
       numHeads: 4,
       mlpDim: 512,
       dropRate: 0,
-      decoderChannels: [64, 32, 16, 16],
-      headChannels: 128,
+      decoderChannels: [32, 16, 8, 8],
+      headChannels: 64,
       nSkip: 3,
     },
     dataset: 'fashion2d',
-    dataOptions: { canvas: 64, items: [2, 4], scale: [0.75, 1.0] },
-    trainSize: 9600,
+    dataOptions: { canvas: 64, items: [2, 4], scale: [0.8, 1.05] },
+    trainSize: 32000,
     testSize: 1000,
     epochs: 1,
-    batchSize: 16,
-    lr: 1.5e-3,
+    batchSize: 32,
+    lr: 2e-3,
     minLr: 1e-5,
     weightDecay: 1e-4,
     warmupSteps: 50,
     clipGrad: 1,
+    loss: { batch: true },
     mean: 0.15,
     std: 0.3,
   },
   shapes3d: {
-    description: 'UNETR (patch 8, ViT 96x4, feature size 8) on 32^3 volumes of spheres, cubes and tori',
+    description: 'UNETR (patch 8, ViT 96x4, feature size 6) on 32^3 volumes of spheres, cubes and tori',
     model: 'unetr',
     modelConfig: {
       inChannels: 1,
       outChannels: 4,
       imgSize: 32,
       patchSize: 8,
-      featureSize: 8,
+      featureSize: 6,
       hiddenSize: 96,
       mlpDim: 384,
       numHeads: 4,
@@ -106,8 +109,8 @@ export const SEGMENT_PRESETS: Record<string, SegmentPreset> = {
       skipLayers: [1, 2],
     },
     dataset: 'shapes3d',
-    dataOptions: { size: 32, objects: [1, 3], noise: 0.08 },
-    trainSize: 1600,
+    dataOptions: { size: 32, objects: [2, 3], noise: 0.08 },
+    trainSize: 2400,
     testSize: 100,
     epochs: 1,
     batchSize: 4,
@@ -116,6 +119,7 @@ export const SEGMENT_PRESETS: Record<string, SegmentPreset> = {
     weightDecay: 1e-4,
     warmupSteps: 20,
     clipGrad: 1,
+    loss: { batch: true },
     mean: 0.2,
     std: 0.3,
   },
@@ -280,7 +284,7 @@ export async function trainSegmentation(
       const lr = schedule(step);
       setLr(optimizer, lr);
       const logits = model.forward(normalize(images, preset.mean, preset.std));
-      const loss = diceCeLoss(logits, masks);
+      const loss = diceCeLoss(logits, masks, preset.loss);
       optimizer.zeroGrad();
       loss.backward();
       clipGradNorm_(model.parameters(), preset.clipGrad);
