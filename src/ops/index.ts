@@ -9,7 +9,11 @@ import { logSoftmax, softmax } from './normalization.js';
 import { argmax, max, mean, min, sum } from './reduce.js';
 import { clone, expand, flatten, permute, reshape, slice, squeeze, transpose, unsqueeze } from './shape.js';
 
-export { type AttentionResult, type ScaledDotProductAttentionOptions, scaledDotProductAttention } from './attention.js';
+export {
+  type AttentionResult,
+  type ScaledDotProductAttentionOptions,
+  scaledDotProductAttention,
+} from './attention.js';
 export {
   type ConvOptions,
   type ConvTransposeOptions,

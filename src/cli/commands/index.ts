@@ -13,4 +13,15 @@ import { register as segment } from './segment.js';
 
 export type RegisterCommand = (program: Command) => void;
 
-export const commands: RegisterCommand[] = [classify, verify, explain, train, evaluate, saliency, stnDemo, detect, serve, segment];
+export const commands: RegisterCommand[] = [
+  classify,
+  verify,
+  explain,
+  train,
+  evaluate,
+  saliency,
+  stnDemo,
+  detect,
+  serve,
+  segment,
+];
