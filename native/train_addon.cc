@@ -75,6 +75,12 @@ class Checked {
 
   bool flag(size_t i) const { return info_[i].ToBoolean().Value(); }
 
+  float real(size_t i, const char* name) const {
+    const Napi::Value v = info_[i];
+    if (!v.IsNumber()) fail(std::string(name) + " must be a number", false);
+    return static_cast<float>(v.As<Napi::Number>().DoubleValue());
+  }
+
   // A window packed as addon.cc's: inSize, outSize, kernel, stride, padding, dilation (3 each), here
   // restricted to what the depthwise kernels take: 2-D, stride 1, dilation 1, in-range padding.
   Window window2d(size_t i) const {
@@ -228,6 +234,31 @@ Napi::Value MaxPool(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// qkvAttention(qkv, batch, seq, heads, headDim, scale, out, probs)
+Napi::Value QkvAttention(const Napi::CallbackInfo& info) {
+  Checked a(info, "qkvAttention");
+  const int64_t B = a.count(1, "batch"), N = a.count(2, "seq"), H = a.count(3, "heads"), D = a.count(4, "headDim");
+  const float scale = a.real(5, "scale");
+  const float* qkv = a.f32(0, "qkv", B * N * 3 * H * D);
+  float* out = a.f32(6, "out", B * N * H * D);
+  float* probs = a.f32(7, "probs", B * H * N * N, true);
+  table().qkvAttention(qkv, B, N, H, D, scale, out, probs, *mainThreads);
+  return info.Env().Undefined();
+}
+
+// qkvAttentionBackward(qkv, probs, gradOut, batch, seq, heads, headDim, scale, gqkv)
+Napi::Value QkvAttentionBackward(const Napi::CallbackInfo& info) {
+  Checked a(info, "qkvAttentionBackward");
+  const int64_t B = a.count(3, "batch"), N = a.count(4, "seq"), H = a.count(5, "heads"), D = a.count(6, "headDim");
+  const float scale = a.real(7, "scale");
+  const float* qkv = a.f32(0, "qkv", B * N * 3 * H * D);
+  const float* probs = a.f32(1, "probs", B * H * N * N);
+  const float* gradOut = a.f32(2, "gradOut", B * N * H * D);
+  float* gqkv = a.f32(8, "gqkv", B * N * 3 * H * D);
+  table().qkvAttentionBackward(qkv, probs, gradOut, B, N, H, D, scale, gqkv, *mainThreads);
+  return info.Env().Undefined();
+}
+
 // tuneAllocator(): tensors of a few MB are allocated and freed many times per training step. glibc
 // serves blocks above its mmap threshold (dynamic, from 128 KB) with fresh mappings, so every kernel's
 // first write into a new output page-faults, and every free unmaps. Serving blocks up to 32 MB from
@@ -262,6 +293,8 @@ void registerTrainKernels(Napi::Env env, Napi::Object exports, const KernelTable
   exports.Set("col2imBatch", Napi::Function::New(env, Col2imBatch));
   exports.Set("maxPool", Napi::Function::New(env, MaxPool));
   exports.Set("tuneAllocator", Napi::Function::New(env, TuneAllocator));
+  exports.Set("qkvAttention", Napi::Function::New(env, QkvAttention));
+  exports.Set("qkvAttentionBackward", Napi::Function::New(env, QkvAttentionBackward));
 }
 
 }  // namespace glimpse

@@ -518,6 +518,169 @@ void maxPool(const float* x, int64_t planes, const Window& w, float* out, int32_
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Self-attention on a fused qkv projection. One task per (batch, head): its q, k and v rows are
+// gathered from qkv (row stride 3C) into contiguous scratch, keys and values also transposed
+// (d-major, padded to whole vectors) so that a score row is D broadcast-FMAs over vectors of keys;
+// the output and the gradients are written straight into their (B, N, H, D) / (B, N, 3, H, D) places.
+
+inline vf ldW(const float* p, int64_t j, int w) { return w == VW ? vld(p + j) : vldN(p + j, w); }
+inline void stW(float* p, int64_t j, vf v, int w) {
+  if (w == VW) {
+    vst(p + j, v);
+  } else {
+    vstN(p + j, v, w);
+  }
+}
+
+// Vectors of accumulators kept in registers by the blocked loops below.
+constexpr int kBlock = 4;
+
+// row[0, n) = scale * sum_d a[d] * bt[d * ld + 0..n): one row of a product with a transposed operand.
+void rowTimesTransposed(const float* a, const float* bt, int64_t ld, int64_t depth, int64_t n, float scale,
+                        float* row) {
+  for (int64_t j0 = 0; j0 < n; j0 += kBlock * VW) {
+    vf acc[kBlock];
+    for (int v = 0; v < kBlock; v++) acc[v] = vzero();
+    for (int64_t d = 0; d < depth; d++) {
+      const vf av = vset(a[d]);
+      const float* b = bt + d * ld + j0;
+      for (int v = 0; v < kBlock; v++) acc[v] = vfma(av, vld(b + v * VW), acc[v]);
+    }
+    for (int v = 0; v < kBlock; v++) {
+      const int64_t j = j0 + v * VW;
+      if (j >= n) break;
+      stW(row, j, vmul(acc[v], vset(scale)), static_cast<int>(tmin(VW, n - j)));
+    }
+  }
+}
+
+// out[0, D) = scale * sum_j coef[j * stride] * m[j * D + 0..D): a combination of rows.
+void combineRows(const float* coef, int64_t stride, const float* m, int64_t rows, int64_t D, float scale,
+                 float* out) {
+  for (int64_t d0 = 0; d0 < D; d0 += kBlock * VW) {
+    vf acc[kBlock];
+    for (int v = 0; v < kBlock; v++) acc[v] = vzero();
+    const int64_t width = tmin(kBlock * VW, D - d0);
+    for (int64_t j = 0; j < rows; j++) {
+      const vf c = vset(coef[j * stride]);
+      const float* mr = m + j * D + d0;
+      for (int v = 0; v < kBlock; v++) {
+        const int64_t off = v * VW;
+        if (off >= width) break;
+        acc[v] = vfma(c, ldW(mr, off, static_cast<int>(tmin(VW, width - off))), acc[v]);
+      }
+    }
+    for (int v = 0; v < kBlock; v++) {
+      const int64_t off = v * VW;
+      if (off >= width) break;
+      stW(out + d0, off, vmul(acc[v], vset(scale)), static_cast<int>(tmin(VW, width - off)));
+    }
+  }
+}
+
+// In place: row[0, n) = softmax(row) (max subtracted; a row of -inf gives zeros, as the attention kernel).
+void softmaxInPlace(float* row, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+  if (mx == -INFINITY) {
+    for (int64_t j = 0; j < n; j++) row[j] = 0.0f;
+    return;
+  }
+  const vf mv = vset(mx);
+  vf sum = vzero();
+  for (int64_t j = 0; j < n; j += VW) {
+    const int w = static_cast<int>(tmin(VW, n - j));
+    const vf e = vexp(vsub(ldW(row, j, w), mv));
+    sum = vadd(sum, vkeepN(e, w));
+    stW(row, j, e, w);
+  }
+  const vf inv = vset(1.0f / vhsum(sum));
+  for (int64_t j = 0; j < n; j += VW) {
+    const int w = static_cast<int>(tmin(VW, n - j));
+    stW(row, j, vmul(ldW(row, j, w), inv), w);
+  }
+}
+
+inline int64_t padTo(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// Gathers rows [which * C + h * D, +D) of the N tokens of image b into dst (N, D), and when `t` is given
+// also transposed into t (D, ld) with zero padding past N.
+void gatherHead(const float* qkv, int64_t b, int64_t h, int which, int64_t N, int64_t C, int64_t D, float* dst,
+                float* t, int64_t ld) {
+  for (int64_t i = 0; i < N; i++) {
+    const float* src = qkv + ((b * N + i) * 3 + which) * C + h * D;
+    for (int64_t d = 0; d < D; d++) dst[i * D + d] = src[d];
+  }
+  if (!t) return;
+  for (int64_t d = 0; d < D; d++) {
+    float* tr = t + d * ld;
+    for (int64_t i = 0; i < N; i++) tr[i] = dst[i * D + d];
+    for (int64_t i = N; i < ld; i++) tr[i] = 0.0f;
+  }
+}
+
+void qkvAttention(const float* qkv, int64_t B, int64_t N, int64_t H, int64_t D, float scale, float* out,
+                  float* probs, int threads) {
+  const int64_t C = H * D, ld = padTo(N, kBlock * VW);
+  splitFor(threads, B * H, 1, [&](int64_t t0, int64_t t1) {
+    float* q = trainScratch(0, 2 * N * D + D * ld + 2 * ld);
+    float* v = q + N * D;
+    float* kt = v + N * D;
+    float* rowBuf = kt + D * ld;
+    for (int64_t task = t0; task < t1; task++) {
+      const int64_t b = task / H, h = task % H;
+      gatherHead(qkv, b, h, 0, N, C, D, q, nullptr, 0);
+      gatherHead(qkv, b, h, 1, N, C, D, v, kt, ld);  // k: only its transpose is kept
+      gatherHead(qkv, b, h, 2, N, C, D, v, nullptr, 0);
+      for (int64_t i = 0; i < N; i++) {
+        float* p = probs ? probs + (task * N + i) * N : rowBuf;
+        rowTimesTransposed(q + i * D, kt, ld, D, N, scale, p);
+        softmaxInPlace(p, N);
+        combineRows(p, 1, v, N, D, 1.0f, out + (b * N + i) * C + h * D);
+      }
+    }
+  });
+}
+
+void qkvAttentionBackward(const float* qkv, const float* probs, const float* gradOut, int64_t B, int64_t N,
+                          int64_t H, int64_t D, float scale, float* gqkv, int threads) {
+  const int64_t C = H * D, ld = padTo(N, kBlock * VW);
+  splitFor(threads, B * H, 1, [&](int64_t t0, int64_t t1) {
+    float* q = trainScratch(0, 4 * N * D + D * ld + N * ld);
+    float* k = q + N * D;
+    float* v = k + N * D;
+    float* g = v + N * D;
+    float* vt = g + N * D;
+    float* ds = vt + D * ld;  // (N, ld): dS = P o (dP - rowsum(P o dP))
+    for (int64_t task = t0; task < t1; task++) {
+      const int64_t b = task / H, h = task % H;
+      const float* P = probs + task * N * N;
+      gatherHead(qkv, b, h, 0, N, C, D, q, nullptr, 0);
+      gatherHead(qkv, b, h, 1, N, C, D, k, nullptr, 0);
+      gatherHead(qkv, b, h, 2, N, C, D, v, vt, ld);
+      for (int64_t i = 0; i < N; i++) {
+        const float* src = gradOut + (b * N + i) * C + h * D;
+        for (int64_t d = 0; d < D; d++) g[i * D + d] = src[d];
+      }
+      for (int64_t i = 0; i < N; i++) {
+        float* r = ds + i * ld;
+        rowTimesTransposed(g + i * D, vt, ld, D, N, 1.0f, r);  // dP_i = gO_i V^T
+        const float* pr = P + i * N;
+        float dot = 0.0f;
+        for (int64_t j = 0; j < N; j++) dot += pr[j] * r[j];
+        for (int64_t j = 0; j < N; j++) r[j] = pr[j] * (r[j] - dot);
+      }
+      for (int64_t i = 0; i < N; i++) {
+        float* base = gqkv + (b * N + i) * 3 * C + h * D;
+        combineRows(ds + i * ld, 1, k, N, D, scale, base);       // dQ_i = scale * dS_i K
+        combineRows(ds + i, ld, q, N, D, scale, base + C);       // dK_i = scale * dS^T_i Q
+        combineRows(P + i, N, g, N, D, 1.0f, base + 2 * C);      // dV_i = P^T_i gO
+      }
+    }
+  });
+}
+
 }  // namespace
 
 #define GLIMPSE_TRAIN_STR2(x) #x
@@ -533,6 +696,8 @@ void fillTrainTable(TrainKernelTable* t) {
   t->im2colBatch = im2colBatch;
   t->col2imBatch = col2imBatch;
   t->maxPool = maxPool;
+  t->qkvAttention = qkvAttention;
+  t->qkvAttentionBackward = qkvAttentionBackward;
 }
 
 }  // namespace GLIMPSE_ISA

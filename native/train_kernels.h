@@ -1,7 +1,7 @@
 // Kernels that training leans on beyond kernels.h's table: batch norm (statistics, folded forward,
 // backward), the depthwise convolution of ConvMixer-style blocks (2-D, stride 1, dilation 1, one
-// output per input channel), im2col/col2im over a whole batch for the one-GEMM convolution and max
-// pooling, each compiled per instruction set like the main table (train_*.cc
+// output per input channel), im2col/col2im over a whole batch for the one-GEMM convolution, max
+// pooling and multi-head self-attention on a fused qkv projection, each compiled per instruction set like the main table (train_*.cc
 // include train_impl.h) and exposed through train_addon.cc. Semantics are those of the js kernels in
 // src/backend/js/batch_norm.ts and conv.ts. Plain data and function pointers only (see kernels.h).
 #pragma once
@@ -36,6 +36,13 @@ struct TrainKernelTable {
   void (*col2imBatch)(const float* cols, int64_t batch, int64_t channels, const Window& w, float* x, int threads);
   // Max pooling over `planes` (D, H, W) planes with torch's semantics (src/backend/js/pool.ts maxPool).
   void (*maxPool)(const float* x, int64_t planes, const Window& w, float* out, int32_t* indices, int threads);
+  // Self-attention straight from a fused projection (src/backend/js/qkv_attention.ts): qkv (B, N, 3, H,
+  // D) -> out (B, N, H, D), probs (B, H, N, N) when not null.
+  void (*qkvAttention)(const float* qkv, int64_t batch, int64_t seq, int64_t heads, int64_t headDim, float scale,
+                       float* out, float* probs, int threads);
+  // Its backward from the saved probabilities: gqkv (B, N, 3, H, D), overwritten.
+  void (*qkvAttentionBackward)(const float* qkv, const float* probs, const float* gradOut, int64_t batch,
+                               int64_t seq, int64_t heads, int64_t headDim, float scale, float* gqkv, int threads);
 };
 
 namespace scalar {

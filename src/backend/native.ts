@@ -188,6 +188,27 @@ interface Addon {
   col2imBatch?(cols: F32, batch: number, channels: number, win: Float64Array, x: F32): void;
   maxPool?(x: F32, planes: number, win: Float64Array, out: F32, indices: Int32Array): void;
   tuneAllocator?(): boolean;
+  qkvAttention?(
+    qkv: F32,
+    batch: number,
+    seq: number,
+    heads: number,
+    headDim: number,
+    scale: number,
+    out: F32,
+    probs: F32 | null,
+  ): void;
+  qkvAttentionBackward?(
+    qkv: F32,
+    probs: F32,
+    gradOut: F32,
+    batch: number,
+    seq: number,
+    heads: number,
+    headDim: number,
+    scale: number,
+    gqkv: F32,
+  ): void;
 }
 
 /** The unary ops, in the order of native/kernels.h's UnaryOp codes. */
@@ -301,6 +322,31 @@ function isPlainWindow2d(win: Window): boolean {
     if (win.padding[d] >= k || win.outSize[d] + k - 1 > win.inSize[d] + 2 * win.padding[d]) return false;
   }
   return true;
+}
+
+/** Self-attention on a fused qkv projection (native/train_addon.cc), when the addon has it. */
+function qkvAttentionKernels(lib: Addon): Partial<Kernels> {
+  const { qkvAttention, qkvAttentionBackward } = lib;
+  if (!qkvAttention || !qkvAttentionBackward) return {};
+  return {
+    qkvAttention(a) {
+      qkvAttention.call(lib, a.qkv, a.batch, a.seq, a.heads, a.headDim, a.scale, a.out, a.probs ?? null);
+    },
+    qkvAttentionBackward(a) {
+      qkvAttentionBackward.call(
+        lib,
+        a.qkv,
+        a.probs,
+        a.gradOut,
+        a.batch,
+        a.seq,
+        a.heads,
+        a.headDim,
+        a.scale,
+        a.gqkv,
+      );
+    },
+  };
 }
 
 /** Batch norm, batched im2col/col2im and max pooling from native/train_addon.cc, when the addon has them. */
@@ -564,6 +610,7 @@ function makeKernels(lib: Addon) {
     },
 
     ...trainingKernels(lib),
+    ...qkvAttentionKernels(lib),
   } satisfies Partial<Kernels>;
 }
 

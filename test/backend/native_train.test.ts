@@ -1,5 +1,5 @@
 // The training kernels of native/train_addon.cc (batch norm, the stride-1 depthwise conv fast path,
-// im2col/col2im over a batch, max pooling)
+// im2col/col2im over a batch, max pooling, attention on a fused qkv projection)
 // against the js kernels, which are normative, on odd shapes for every instruction set this CPU has
 // and 1 and 3 threads; and the dispatch: windows the fast path does not take still reach the general
 // native kernel.
@@ -226,6 +226,36 @@ function maxPoolTests(): void {
   }
 }
 
+function qkvAttentionTests(): void {
+  for (const [B, N, H, D] of [
+    [1, 1, 1, 1],
+    [2, 7, 3, 5],
+    [3, 50, 4, 32],
+    [1, 65, 2, 20],
+    [2, 17, 1, 64],
+  ]) {
+    test(`qkvAttention forward and backward (B ${B}, N ${N}, H ${H}, D ${D})`, () => {
+      const qkv = rand(B * N * 3 * H * D, 2);
+      const shape = { qkv, batch: B, seq: N, heads: H, headDim: D, scale: 1 / Math.sqrt(D) };
+      const out = [new Float32Array(B * N * H * D), new Float32Array(B * N * H * D)];
+      const probs = [new Float32Array(B * H * N * N), new Float32Array(B * H * N * N)];
+      jsKernels.qkvAttention({ ...shape, out: out[0], probs: probs[0] });
+      native.qkvAttention({ ...shape, out: out[1], probs: probs[1] });
+      assertClose(out[1], out[0], 1e-5, 'out');
+      assertClose(probs[1], probs[0], 1e-5, 'probs');
+      // Without probabilities (inference) the output is the same.
+      const plain = new Float32Array(out[0].length);
+      native.qkvAttention({ ...shape, out: plain });
+      assertClose(plain, out[0], 1e-5, 'out without probs');
+      const gradOut = rand(B * N * H * D);
+      const gqkv = [rand(qkv.length), rand(qkv.length)];
+      jsKernels.qkvAttentionBackward({ ...shape, probs: probs[0], gradOut, gqkv: gqkv[0] });
+      native.qkvAttentionBackward({ ...shape, probs: probs[0], gradOut, gqkv: gqkv[1] });
+      assertClose(gqkv[1], gqkv[0], 1e-4, 'gqkv');
+    });
+  }
+}
+
 describe('native training kernels', { skip }, () => {
   const isas = status.isas ?? [];
   const defaults = { isa: status.isa ?? 'scalar', threads: status.threads ?? 1 };
@@ -245,6 +275,7 @@ describe('native training kernels', { skip }, () => {
         depthwiseTests();
         batchColumnTests();
         maxPoolTests();
+        qkvAttentionTests();
       });
     }
   }

@@ -7,6 +7,7 @@ import { gemm } from './gemm.js';
 import { copyStrided, gather, indexAdd, indexSelect, scatterAdd } from './layout.js';
 import { crossEntropy, crossEntropyBackward } from './loss.js';
 import { layerNorm, layerNormBackward, softmax } from './normalization.js';
+import { qkvAttention, qkvAttentionBackward } from './qkv_attention.js';
 import { adaptiveMaxPool, avgPool, avgPoolBackward, maxPool } from './pool.js';
 import { reduce } from './reduce.js';
 import { gridSample2d, gridSample2dBackward, resampleAxis, resampleAxisBackward } from './resample.js';
@@ -25,6 +26,8 @@ export const jsKernels = {
   scatterAdd,
   attention,
   attentionBackward,
+  qkvAttention,
+  qkvAttentionBackward,
   softmax,
   layerNorm,
   layerNormBackward,
