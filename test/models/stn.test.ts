@@ -401,5 +401,22 @@ describe('rectifying distorted Fashion-MNIST', () => {
     assert.ok(Math.abs(identity.angle.after - identity.angle.before) < 1e-9);
     assert.ok(Math.abs(identity.center.after - identity.center.before) < 1e-9);
     assert.ok(identity.angle.before > 20, `RMS of +-60 uniform angles: ${identity.angle.before}`);
+    assert.ok(
+      exact.angleSpread.after < 1e-3 &&
+        Math.abs(identity.angleSpread.after - identity.angleSpread.before) < 1e-9,
+    );
+    // turning every item a further 90 degrees leaves them all alike (no spread) but not upright
+    const turned = rectification(
+      indices.map((i) => {
+        const t = inverse(i);
+        return Float32Array.of(-t[1], t[0], t[2], -t[4], t[3], t[5]);
+      }),
+      ds,
+      indices,
+    );
+    assert.ok(
+      Math.abs(turned.angle.after - 90) < 1e-3 && turned.angleSpread.after < 1e-3,
+      JSON.stringify(turned.angle),
+    );
   });
 });

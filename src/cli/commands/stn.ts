@@ -66,6 +66,11 @@ export interface Rectification {
   center: { before: number; after: number };
   /** Relative spread (std / mean) of the item's size. */
   size: { before: number; after: number };
+  /**
+   * Spread of the rotation left in the output around its circular mean (RMS degrees): small when the
+   * transformer brings every item to one orientation, even if that orientation is not upright.
+   */
+  angleSpread: { before: number; after: number };
   /** Rotation left in the output (RMS degrees) per class, in class order. */
   angleByClass: number[];
 }
@@ -112,6 +117,15 @@ const spread = (xs: number[]) => {
   return Math.sqrt(xs.reduce((a, v) => a + (v - mean) ** 2, 0) / xs.length) / mean;
 };
 const wrapDegrees = (a: number) => ((((a + 180) % 360) + 360) % 360) - 180;
+/** RMS distance of angles (degrees) from their circular mean. */
+const circularSpread = (angles: number[]) => {
+  const rad = angles.map((a) => (a * Math.PI) / 180);
+  const mean = Math.atan2(
+    rad.reduce((acc, a) => acc + Math.sin(a), 0),
+    rad.reduce((acc, a) => acc + Math.cos(a), 0),
+  );
+  return rms(angles.map((a) => wrapDegrees(a - (mean * 180) / Math.PI)));
+};
 
 /**
  * Compares each head's theta with the distortion that made the input. theta maps output coordinates
@@ -150,6 +164,7 @@ export function rectification(
     byClass[dataset.label(index)].push(after.angle[b]);
   });
   return {
+    angleSpread: { before: circularSpread(before.angle), after: circularSpread(after.angle) },
     angleByClass: byClass.map((a) => (a.length ? rms(a) : Number.NaN)),
     angle: { before: rms(before.angle), after: rms(after.angle) },
     center: { before: rms(before.center), after: rms(after.center) },
@@ -246,7 +261,9 @@ async function writeFigure(
             .join(' ');
           return `<polygon points="${pts}" fill="none" stroke="${HEAD_COLORS[k % HEAD_COLORS.length]}" stroke-width="2"/>`;
         });
-        return `<image x="${left}" y="${top}" width="${tile}" height="${tile}" href="${uri}" style="image-rendering:pixelated"/>${outlines.join('')}`;
+        // an outline can reach far outside the input (a head that zooms out): clip it to the tile
+        const clip = `clip-${row}-${left}`;
+        return `<clipPath id="${clip}"><rect x="${left}" y="${top}" width="${tile}" height="${tile}"/></clipPath><image x="${left}" y="${top}" width="${tile}" height="${tile}" href="${uri}" style="image-rendering:pixelated"/><g clip-path="url(#${clip})">${outlines.join('')}</g>`;
       },
     });
     heads.forEach((h, k) => {
@@ -430,7 +447,7 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
     );
     report.rectification.forEach((r, k) => {
       o.print(
-        `  head ${k + 1}: rotation RMS ${r.angle.before.toFixed(1)} -> ${r.angle.after.toFixed(1)} deg, center offset RMS ${(100 * r.center.before).toFixed(1)}% -> ${(100 * r.center.after).toFixed(1)}% of the side, size spread ${(100 * r.size.before).toFixed(1)}% -> ${(100 * r.size.after).toFixed(1)}%`,
+        `  head ${k + 1}: rotation RMS ${r.angle.before.toFixed(1)} -> ${r.angle.after.toFixed(1)} deg (spread ${r.angleSpread.before.toFixed(1)} -> ${r.angleSpread.after.toFixed(1)}), center offset RMS ${(100 * r.center.before).toFixed(1)}% -> ${(100 * r.center.after).toFixed(1)}% of the side, size spread ${(100 * r.size.before).toFixed(1)}% -> ${(100 * r.size.after).toFixed(1)}%`,
       );
       o.print(
         `    rotation left per class: ${r.angleByClass.map((a, c) => `${testSet.classes[c]} ${a.toFixed(0)}`).join(', ')}`,
@@ -513,7 +530,7 @@ export function register(program: Command): void {
       '48',
     )
     .option('--batch-norm', "batch norm after the classifiers' convs")
-    .option('--loc-channels <a,b>', "channels of the localization nets' two convs", '16,32')
+    .option('--loc-channels <a,b>', "channels of the localization nets' two convs", '8,16')
     .option('--loc-hidden <n>', "width of the localization nets' fc layer", '32')
     .option(
       '--rotation-curriculum <epochs>',
