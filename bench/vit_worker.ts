@@ -33,9 +33,9 @@ async function glimpse(): Promise<number> {
   const { createModel } = await import('../src/models/index.js');
   const { manualSeed, noGrad, randn } = await import('../src/index.js');
   const { nativeStatus, setPackedWeights } = await import('../src/backend/native.js');
-  // Inference: the weights never change, so their packed copies may be kept. That pays at batch 1,
-  // where repacking them costs ~15% of a forward, and costs their size again in memory; at batch 8
-  // repacking is ~2%, so the bench keeps memory at the weights' size there.
+  // Inference: the weights never change, so their packed copies may be kept, for their size again in
+  // memory. Repacking them costs ~33 ms per forward on 2 cores: a large share of a batch-1 forward,
+  // a few percent at batch 8, where the bench keeps memory at the weights' size instead.
   if (nativeStatus().loaded && batch === 1) setPackedWeights(true);
   manualSeed(0);
   const model = createModel('vit_base_patch16_224');
