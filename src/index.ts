@@ -132,3 +132,8 @@ export {
 } from './models/detr_checkpoint.js';
 export { RegionProposalNetwork, RPNHead } from './models/rpn.js';
 export { FashionDetection, loadFashionDetection, toDetrTarget } from './data/fashion_detection.js';
+export { TransUNet, type TransUnetConfig } from './models/transunet.js';
+export { UNETR, type UnetrConfig } from './models/unetr.js';
+import * as segment from './segment/index.js';
+
+export { segment };

@@ -31,3 +31,15 @@ export {
 export { ImageFolder, type ImageFolderOptions } from './image_folder.js';
 export { type Batch, DataLoader, type DataLoaderOptions, deriveSeed } from './loader.js';
 export * from './transforms.js';
+export {
+  FashionSegmentation,
+  type FashionSegmentationOptions,
+  loadFashionSegmentation,
+  loadShapes3d,
+  SHAPES3D_CLASSES,
+  Shapes3D,
+  type Shapes3dOptions,
+  type SegmentationDataset,
+  type SegmentationSample,
+  segmentationBatch,
+} from './segmentation.js';

@@ -68,3 +68,13 @@ export {
   VisionTransformerDistilled,
   type VitConfig,
 } from './vit.js';
+export {
+  filterTransUnetCheckpoint,
+  PreActBottleneck,
+  ResNetV2,
+  StdConv2d,
+  TRANSUNET_DEFAULTS,
+  TransUNet,
+  type TransUnetConfig,
+} from './transunet.js';
+export { filterUnetrCheckpoint, UNETR, UNETR_DEFAULTS, type UnetrConfig } from './unetr.js';
