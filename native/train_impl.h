@@ -38,6 +38,16 @@ void splitFor(int threads, int64_t n, int64_t grain, F&& f) {
       &ctx);
 }
 
+// A vector of w <= VW lanes at p + j (masked when w < VW).
+inline vf ldW(const float* p, int64_t j, int w) { return w == VW ? vld(p + j) : vldN(p + j, w); }
+inline void stW(float* p, int64_t j, vf v, int w) {
+  if (w == VW) {
+    vst(p + j, v);
+  } else {
+    vstN(p + j, v, w);
+  }
+}
+
 // Elements per thread below which splitting costs more than it saves.
 constexpr int64_t kGrain = 1 << 15;
 
@@ -389,7 +399,96 @@ inline void validSpan(int64_t offset, int64_t stride, int64_t size, int64_t outL
   *hi = h > l ? h : l;
 }
 
+// The common 2-D case with unit stride and dilation along the width: each (image, channel) plane is
+// placed once into a zero-bordered buffer, after which every output row of every tap is one
+// contiguous, bounds-free run (a single masked vector copy for rows up to VW wide).
+bool plainRows2d(const Window& w) {
+  return w.inSize[0] == 1 && w.kernel[0] == 1 && w.outSize[0] == 1 && w.stride[2] == 1 && w.dilation[2] == 1;
+}
+
+inline void copyRun(const float* src, float* dst, int64_t n) {
+  for (int64_t j = 0; j < n; j += VW) {
+    const int wn = static_cast<int>(tmin(VW, n - j));
+    stW(dst, j, ldW(src, j, wn), wn);
+  }
+}
+
+inline void addRun(const float* src, float* dst, int64_t n) {
+  for (int64_t j = 0; j < n; j += VW) {
+    const int wn = static_cast<int>(tmin(VW, n - j));
+    stW(dst, j, vadd(ldW(dst, j, wn), ldW(src, j, wn)), wn);
+  }
+}
+
+// A plane with its padding made explicit: input (i, j) sits at (top + i, left + j); output row oh of
+// tap (kh, kw) reads row oh * sh + kh * dh from column kw on.
+struct PaddedGeometry {
+  int64_t rows, cols, top, left;
+};
+
+PaddedGeometry paddedGeometry(const Window& w) {
+  PaddedGeometry g;
+  g.top = w.padding[1];
+  g.left = w.padding[2];
+  // The last row any window reads, and the last column (unit stride and dilation along the width).
+  g.rows = (w.outSize[1] - 1) * w.stride[1] + (w.kernel[1] - 1) * w.dilation[1] + 1;
+  g.cols = w.outSize[2] + w.kernel[2] - 1;
+  return g;
+}
+
+void im2colBatchRows(const float* x, int64_t batch, int64_t channels, const Window& w, float* cols, int threads) {
+  const int64_t H = w.inSize[1], W = w.inSize[2], OH = w.outSize[1], OW = w.outSize[2];
+  const int64_t KH = w.kernel[1], KW = w.kernel[2], taps = KH * KW, L = OH * OW;
+  const PaddedGeometry g = paddedGeometry(w);
+  splitFor(threads, channels, kGrain / (batch * taps * L > 0 ? batch * taps * L : 1) + 1, [&](int64_t c0, int64_t c1) {
+    float* pad = trainScratch(0, g.rows * g.cols + VW);
+    std::memset(pad, 0, static_cast<size_t>(g.rows * g.cols + VW) * sizeof(float));
+    for (int64_t c = c0; c < c1; c++) {
+      for (int64_t n = 0; n < batch; n++) {
+        placePlane(x + (n * channels + c) * H * W, H, W, g.top, g.left, pad, g.rows, g.cols);
+        for (int64_t t = 0; t < taps; t++) {
+          const int64_t kh = t / KW, kw = t % KW;
+          float* dst = cols + ((c * taps + t) * batch + n) * L;
+          for (int64_t oh = 0; oh < OH; oh++) {
+            copyRun(pad + (oh * w.stride[1] + kh * w.dilation[1]) * g.cols + kw, dst + oh * OW, OW);
+          }
+        }
+      }
+    }
+  });
+}
+
+void col2imBatchRows(const float* cols, int64_t batch, int64_t channels, const Window& w, float* x, int threads) {
+  const int64_t H = w.inSize[1], W = w.inSize[2], OH = w.outSize[1], OW = w.outSize[2];
+  const int64_t KH = w.kernel[1], KW = w.kernel[2], taps = KH * KW, L = OH * OW;
+  const PaddedGeometry g = paddedGeometry(w);
+  splitFor(threads, channels, kGrain / (batch * taps * L > 0 ? batch * taps * L : 1) + 1, [&](int64_t c0, int64_t c1) {
+    float* pad = trainScratch(0, g.rows * g.cols + VW);
+    for (int64_t c = c0; c < c1; c++) {
+      for (int64_t n = 0; n < batch; n++) {
+        std::memset(pad, 0, static_cast<size_t>(g.rows * g.cols) * sizeof(float));
+        for (int64_t t = 0; t < taps; t++) {
+          const int64_t kh = t / KW, kw = t % KW;
+          const float* src = cols + ((c * taps + t) * batch + n) * L;
+          for (int64_t oh = 0; oh < OH; oh++) {
+            addRun(src + oh * OW, pad + (oh * w.stride[1] + kh * w.dilation[1]) * g.cols + kw, OW);
+          }
+        }
+        // The interior goes back into x; what fell on the padding is dropped.
+        float* xp = x + (n * channels + c) * H * W;
+        const int64_t r0 = g.top, r1 = tmin(g.rows, g.top + H);
+        const int64_t cl0 = g.left, cl1 = tmin(g.cols, g.left + W);
+        for (int64_t r = r0; r < r1; r++) addRun(pad + r * g.cols + cl0, xp + (r - g.top) * W, cl1 - cl0);
+      }
+    }
+  });
+}
+
 void im2colBatch(const float* x, int64_t batch, int64_t channels, const Window& w, float* cols, int threads) {
+  if (plainRows2d(w)) {
+    im2colBatchRows(x, batch, channels, w, cols, threads);
+    return;
+  }
   const int64_t D = w.inSize[0], H = w.inSize[1], W = w.inSize[2];
   const int64_t OD = w.outSize[0], OH = w.outSize[1], OW = w.outSize[2];
   const int64_t KD = w.kernel[0], KH = w.kernel[1], KW = w.kernel[2];
@@ -429,6 +528,10 @@ void im2colBatch(const float* x, int64_t batch, int64_t channels, const Window& 
 }
 
 void col2imBatch(const float* cols, int64_t batch, int64_t channels, const Window& w, float* x, int threads) {
+  if (plainRows2d(w)) {
+    col2imBatchRows(cols, batch, channels, w, x, threads);
+    return;
+  }
   const int64_t D = w.inSize[0], H = w.inSize[1], W = w.inSize[2];
   const int64_t OD = w.outSize[0], OH = w.outSize[1], OW = w.outSize[2];
   const int64_t KD = w.kernel[0], KH = w.kernel[1], KW = w.kernel[2];
@@ -523,15 +626,6 @@ void maxPool(const float* x, int64_t planes, const Window& w, float* out, int32_
 // gathered from qkv (row stride 3C) into contiguous scratch, keys and values also transposed
 // (d-major, padded to whole vectors) so that a score row is D broadcast-FMAs over vectors of keys;
 // the output and the gradients are written straight into their (B, N, H, D) / (B, N, 3, H, D) places.
-
-inline vf ldW(const float* p, int64_t j, int w) { return w == VW ? vld(p + j) : vldN(p + j, w); }
-inline void stW(float* p, int64_t j, vf v, int w) {
-  if (w == VW) {
-    vst(p + j, v);
-  } else {
-    vstN(p + j, v, w);
-  }
-}
 
 // Vectors of accumulators kept in registers by the blocked loops below.
 constexpr int kBlock = 4;
