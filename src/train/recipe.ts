@@ -163,7 +163,7 @@ export function loadModelWeights(
 export interface RunRecipeOptions
   extends Pick<
     TrainOptions,
-    'outDir' | 'resume' | 'progress' | 'print' | 'checkpointEvery' | 'onEpoch' | 'prefetch'
+    'outDir' | 'resume' | 'progress' | 'print' | 'checkpointEvery' | 'onEpoch' | 'prefetch' | 'evalEvery'
   > {
   /** Download messages and notes. */
   log?: (message: string) => void;

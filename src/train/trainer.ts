@@ -77,6 +77,8 @@ export interface TrainOptions {
   trainTransform?: Transform;
   evalTransform?: Transform;
   evalBatchSize?: number;
+  /** Evaluate after every this many epochs, and always after the last (default 1). */
+  evalEvery?: number;
   seed?: number;
   /** Where checkpoints, logs and the plot go; without it nothing is written. */
   outDir?: string | null;
@@ -200,6 +202,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     seed = 0,
     checkpointEvery = 0,
     logEvery = 50,
+    evalEvery = 1,
   } = options;
   // Every check runs before anything is written, so bad input never touches an existing run.
   checkNumber('epochs', epochs, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
@@ -214,6 +217,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     'a non-negative integer',
   );
   if (clipGrad !== null) checkNumber('clipGrad', clipGrad, (v) => v > 0, 'positive');
+  checkNumber('evalEvery', evalEvery, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
   const numClasses = options.train.classes.length;
   if (options.eval && options.eval.classes.length !== numClasses) {
     throw new Error(
@@ -407,7 +411,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       images_per_s: imagesThisRun / Math.max(trainSeconds, 1e-9),
       data_wait_s: (loader.waitMs - waitStart) / 1000,
     };
-    if (options.eval) {
+    if (options.eval && ((epoch + 1) % evalEvery === 0 || epoch + 1 === epochs)) {
       const evalOptions = {
         batchSize: options.evalBatchSize ?? 2 * batchSize,
         transform: options.evalTransform,
