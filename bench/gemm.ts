@@ -1,7 +1,7 @@
 /**
  * Part 1: SGEMM GFLOP/s at 1024^3 and at ViT-B/16 batch-8 shapes, glimpse's native kernel against
  * PyTorch's torch.mm (its BLAS, same thread count) and against the machine's peak from a tight FMA
- * loop. The engines alternate shape by shape, twice, and each keeps its best run, so that a burst of
+ * loop. The engines alternate shape by shape, three times over, and each keeps its best run, so that a burst of
  * load from other processes does not land on one side only.
  */
 import { spawn } from 'node:child_process';
@@ -20,6 +20,7 @@ export const GEMM_SHAPES: Array<[number, number, number, string]> = [
 
 const MIN_TRIALS = 5;
 const MIN_SECONDS = 1.5;
+const ROUNDS = 3;
 
 class TorchGemm {
   private readonly child;
@@ -77,7 +78,7 @@ export async function gemmBench(): Promise<PartResult> {
   }
   const best = new Map<string, { glimpse: number; glimpseBT: number; torch: number | null }>();
   try {
-    for (let round = 0; round < 2; round++) {
+    for (let round = 0; round < ROUNDS; round++) {
       for (const [m, k, n] of GEMM_SHAPES) {
         const key = `${m}x${k}x${n}`;
         const prev = best.get(key) ?? { glimpse: 0, glimpseBT: 0, torch: null };
