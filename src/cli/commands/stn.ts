@@ -518,7 +518,7 @@ export function register(program: Command): void {
     .option('--test <n>', 'test images (the first n of the test split)', '2000')
     .option('-e, --epochs <n>', 'epochs', '6')
     .option('-b, --batch-size <n>', 'batch size', '32')
-    .option('--lr <x>', 'peak learning rate (AdamW, cosine decay)', '0.003')
+    .option('--lr <x>', 'peak learning rate (AdamW, cosine decay)', '0.002')
     .option('--weight-decay <x>', 'AdamW weight decay', '0.0001')
     .option('--canvas <n>', 'canvas side: 42 (RTS) or 60 (cluttered)', '42')
     .option('--clutter <n>', 'clutter pieces per image (6x6 crops of other items)', '0')
