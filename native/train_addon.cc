@@ -259,6 +259,38 @@ Napi::Value QkvAttentionBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// adamUpdate(param, grad, expAvg, expAvgSq, maxExpAvgSq, scalars) with scalars a Float64Array of
+// [beta1, beta2, eps, l2, decay, stepSize, bias2Sqrt, maximize]
+Napi::Value AdamUpdate(const Napi::CallbackInfo& info) {
+  Checked a(info, "adamUpdate");
+  float* param = a.f32(0, "param", 0);
+  const int64_t n = static_cast<int64_t>(info[0].As<Napi::Float32Array>().ElementLength());
+  const float* grad = a.f32(1, "grad", n);
+  float* m = a.f32(2, "expAvg", n);
+  float* v = a.f32(3, "expAvgSq", n);
+  float* vmax = a.f32(4, "maxExpAvgSq", n, true);
+  const double* k = a.f64(5, "scalars", 8);
+  AdamScalars s;
+  s.beta1 = static_cast<float>(k[0]);
+  s.beta2 = static_cast<float>(k[1]);
+  s.eps = static_cast<float>(k[2]);
+  s.l2 = static_cast<float>(k[3]);
+  s.decay = static_cast<float>(k[4]);
+  s.stepSize = static_cast<float>(k[5]);
+  s.bias2Sqrt = static_cast<float>(k[6]);
+  s.maximize = k[7] != 0;
+  table().adamUpdate(param, grad, m, v, vmax, n, s, *mainThreads);
+  return info.Env().Undefined();
+}
+
+// sumOfSquares(x) -> number
+Napi::Value SumOfSquares(const Napi::CallbackInfo& info) {
+  Checked a(info, "sumOfSquares");
+  const float* x = a.f32(0, "x", 0);
+  const int64_t n = static_cast<int64_t>(info[0].As<Napi::Float32Array>().ElementLength());
+  return Napi::Number::New(info.Env(), table().sumOfSquares(x, n, *mainThreads));
+}
+
 // tuneAllocator(): tensors of a few MB are allocated and freed many times per training step. glibc
 // serves blocks above its mmap threshold (dynamic, from 128 KB) with fresh mappings, so every kernel's
 // first write into a new output page-faults, and every free unmaps. Serving blocks up to 32 MB from
@@ -295,6 +327,8 @@ void registerTrainKernels(Napi::Env env, Napi::Object exports, const KernelTable
   exports.Set("tuneAllocator", Napi::Function::New(env, TuneAllocator));
   exports.Set("qkvAttention", Napi::Function::New(env, QkvAttention));
   exports.Set("qkvAttentionBackward", Napi::Function::New(env, QkvAttentionBackward));
+  exports.Set("adamUpdate", Napi::Function::New(env, AdamUpdate));
+  exports.Set("sumOfSquares", Napi::Function::New(env, SumOfSquares));
 }
 
 }  // namespace glimpse

@@ -775,6 +775,55 @@ void qkvAttentionBackward(const float* qkv, const float* probs, const float* gra
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Optimizer arithmetic: one fused pass per parameter tensor instead of a scalar JS loop.
+
+void adamUpdate(float* param, const float* grad, float* m, float* v, float* vmax, int64_t n, const AdamScalars& s,
+                int threads) {
+  splitFor(threads, n, kGrain, [&](int64_t i0, int64_t i1) {
+    const vf b1 = vset(s.beta1), c1 = vset(1.0f - s.beta1), b2 = vset(s.beta2), c2 = vset(1.0f - s.beta2);
+    const vf eps = vset(s.eps), l2 = vset(s.l2), decay = vset(s.decay), step = vset(s.stepSize);
+    const vf invBias2 = vset(1.0f / s.bias2Sqrt);
+    for (int64_t i = i0; i < i1; i += VW) {
+      const int w = static_cast<int>(tmin(VW, i1 - i));
+      vf g = ldW(grad, i, w);
+      if (s.maximize) g = vneg(g);
+      const vf p0 = ldW(param, i, w);
+      if (s.l2 != 0.0f) g = vfma(l2, p0, g);
+      const vf mi = vfma(b1, ldW(m, i, w), vmul(c1, g));
+      const vf vi = vfma(b2, ldW(v, i, w), vmul(c2, vmul(g, g)));
+      stW(m, i, mi, w);
+      stW(v, i, vi, w);
+      vf vv = vi;
+      if (vmax) {
+        vv = vmaxKeepNan(ldW(vmax, i, w), vi);
+        stW(vmax, i, vv, w);
+      }
+      const vf denom = vfma(vsqrt(vv), invBias2, eps);
+      stW(param, i, vfnma(step, vdiv(mi, denom), vmul(p0, decay)), w);
+    }
+  });
+}
+
+double sumOfSquares(const float* x, int64_t n, int threads) {
+  // One partial per chunk, summed in chunk order: the same total for any thread count.
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  double partial[256];
+  double total = 0;
+  for (int64_t c0 = 0; c0 < chunks; c0 += 256) {
+    const int64_t c1 = tmin(chunks, c0 + 256);
+    splitFor(threads, c1 - c0, 1, [&](int64_t a, int64_t b) {
+      for (int64_t c = a; c < b; c++) {
+        const int64_t i0 = (c0 + c) * kChunk;
+        partial[c] = runSqDev(x + i0, tmin(n, i0 + kChunk) - i0, 0.0f);
+      }
+    });
+    for (int64_t c = 0; c < c1 - c0; c++) total += partial[c];
+  }
+  return total;
+}
+
 }  // namespace
 
 #define GLIMPSE_TRAIN_STR2(x) #x
@@ -792,6 +841,8 @@ void fillTrainTable(TrainKernelTable* t) {
   t->maxPool = maxPool;
   t->qkvAttention = qkvAttention;
   t->qkvAttentionBackward = qkvAttentionBackward;
+  t->adamUpdate = adamUpdate;
+  t->sumOfSquares = sumOfSquares;
 }
 
 }  // namespace GLIMPSE_ISA

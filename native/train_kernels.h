@@ -1,7 +1,7 @@
 // Kernels that training leans on beyond kernels.h's table: batch norm (statistics, folded forward,
 // backward), the depthwise convolution of ConvMixer-style blocks (2-D, stride 1, dilation 1, one
 // output per input channel), im2col/col2im over a whole batch for the one-GEMM convolution, max
-// pooling and multi-head self-attention on a fused qkv projection, each compiled per instruction set like the main table (train_*.cc
+// pooling, multi-head self-attention on a fused qkv projection and the optimizer's arithmetic, each compiled per instruction set like the main table (train_*.cc
 // include train_impl.h) and exposed through train_addon.cc. Semantics are those of the js kernels in
 // src/backend/js/batch_norm.ts and conv.ts. Plain data and function pointers only (see kernels.h).
 #pragma once
@@ -10,6 +10,11 @@
 #include "kernels.h"
 
 namespace glimpse {
+
+struct AdamScalars {
+  float beta1, beta2, eps, l2, decay, stepSize, bias2Sqrt;
+  bool maximize;
+};
 
 struct TrainKernelTable {
   const char* name;
@@ -43,6 +48,12 @@ struct TrainKernelTable {
   // Its backward from the saved probabilities: gqkv (B, N, 3, H, D), overwritten.
   void (*qkvAttentionBackward)(const float* qkv, const float* probs, const float* gradOut, int64_t batch,
                                int64_t seq, int64_t heads, int64_t headDim, float scale, float* gqkv, int threads);
+  // One Adam/AdamW step of one parameter tensor (src/backend/js/optim.ts adamUpdate); maxExpAvgSq null
+  // without AMSGrad.
+  void (*adamUpdate)(float* param, const float* grad, float* expAvg, float* expAvgSq, float* maxExpAvgSq,
+                     int64_t n, const AdamScalars& s, int threads);
+  // The sum of x[i]^2 (float64).
+  double (*sumOfSquares)(const float* x, int64_t n, int threads);
 };
 
 namespace scalar {

@@ -198,6 +198,15 @@ interface Addon {
     out: F32,
     probs: F32 | null,
   ): void;
+  adamUpdate?(
+    param: F32,
+    grad: F32,
+    expAvg: F32,
+    expAvgSq: F32,
+    maxExpAvgSq: F32 | null,
+    scalars: Float64Array,
+  ): void;
+  sumOfSquares?(x: F32): number;
   qkvAttentionBackward?(
     qkv: F32,
     probs: F32,
@@ -322,6 +331,23 @@ function isPlainWindow2d(win: Window): boolean {
     if (win.padding[d] >= k || win.outSize[d] + k - 1 > win.inSize[d] + 2 * win.padding[d]) return false;
   }
   return true;
+}
+
+const adamScalars = new Float64Array(8);
+
+/** The optimizer's arithmetic (native/train_addon.cc), when the addon has it. */
+function optimizerKernels(lib: Addon): Partial<Kernels> {
+  const { adamUpdate, sumOfSquares } = lib;
+  if (!adamUpdate || !sumOfSquares) return {};
+  return {
+    adamUpdate(a) {
+      adamScalars.set([a.beta1, a.beta2, a.eps, a.l2, a.decay, a.stepSize, a.bias2Sqrt, a.maximize ? 1 : 0]);
+      adamUpdate.call(lib, a.param, a.grad, a.expAvg, a.expAvgSq, a.maxExpAvgSq, adamScalars);
+    },
+    sumOfSquares(x, out) {
+      out[0] = sumOfSquares.call(lib, x);
+    },
+  };
 }
 
 /** Self-attention on a fused qkv projection (native/train_addon.cc), when the addon has it. */
@@ -611,6 +637,7 @@ function makeKernels(lib: Addon) {
 
     ...trainingKernels(lib),
     ...qkvAttentionKernels(lib),
+    ...optimizerKernels(lib),
   } satisfies Partial<Kernels>;
 }
 

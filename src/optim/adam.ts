@@ -3,6 +3,7 @@
  * decays the weights directly, `p *= 1 - lr * wd`, before the Adam update. Both use torch's bias
  * correction and eps placement: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
  */
+import { kernels } from '../backend/backend.js';
 import type { Tensor } from '../tensor/tensor.js';
 import {
   type GroupHyper,
@@ -46,25 +47,23 @@ abstract class AdamBase extends Optimizer<AdamHyper> {
     const { lr, eps, amsgrad, maximize, weightDecay: wd } = group;
     const [b1, b2] = group.betas;
     const n = param.length;
-    const m = stateBuffer(state, 'exp_avg', n, shape);
-    const v = stateBuffer(state, 'exp_avg_sq', n, shape);
-    const vmax = amsgrad ? stateBuffer(state, 'max_exp_avg_sq', n, shape) : null;
     const step = ((state.step as number | undefined) ?? 0) + 1;
     state.step = step;
-    const stepSize = lr / (1 - b1 ** step);
-    const bc2Sqrt = Math.sqrt(1 - b2 ** step);
-    const decay = this.decoupled ? 1 - lr * wd : 1;
-    const l2 = this.decoupled ? 0 : wd;
-    for (let i = 0; i < n; i++) {
-      let g = maximize ? -grad[i] : grad[i];
-      if (l2 !== 0) g += l2 * param[i];
-      const p = param[i] * decay;
-      m[i] = b1 * m[i] + (1 - b1) * g;
-      v[i] = b2 * v[i] + (1 - b2) * g * g;
-      let vi = v[i];
-      if (vmax) vi = vmax[i] = Math.max(vmax[i], vi);
-      param[i] = p - (stepSize * m[i]) / (Math.sqrt(vi) / bc2Sqrt + eps);
-    }
+    kernels().adamUpdate({
+      param,
+      grad,
+      expAvg: stateBuffer(state, 'exp_avg', n, shape),
+      expAvgSq: stateBuffer(state, 'exp_avg_sq', n, shape),
+      maxExpAvgSq: amsgrad ? stateBuffer(state, 'max_exp_avg_sq', n, shape) : null,
+      beta1: b1,
+      beta2: b2,
+      eps,
+      l2: this.decoupled ? 0 : wd,
+      decay: this.decoupled ? 1 - lr * wd : 1,
+      stepSize: lr / (1 - b1 ** step),
+      bias2Sqrt: Math.sqrt(1 - b2 ** step),
+      maximize,
+    });
   }
 }
 

@@ -3,6 +3,7 @@
  * torch.optim.Optimizer. Steps update Parameter storage in place on raw Float32Arrays (no graph, no
  * allocation per step). `lr` of each group is mutable so schedules can set it between steps.
  */
+import { kernels } from '../backend/backend.js';
 import { fmt, shapesEqual } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -198,8 +199,13 @@ export function clipGradNorm_(params: Iterable<Tensor>, maxNorm: number, normTyp
   if (normType === Number.POSITIVE_INFINITY) {
     for (const g of grads) for (let i = 0; i < g.length; i++) total = Math.max(total, Math.abs(g[i]));
   } else if (normType === 2) {
+    const k = kernels();
+    const part = new Float64Array(1);
     let acc = 0;
-    for (const g of grads) for (let i = 0; i < g.length; i++) acc += g[i] * g[i];
+    for (const g of grads) {
+      k.sumOfSquares(g, part);
+      acc += part[0];
+    }
     total = Math.sqrt(acc);
   } else {
     let acc = 0;
@@ -207,6 +213,9 @@ export function clipGradNorm_(params: Iterable<Tensor>, maxNorm: number, normTyp
     total = acc ** (1 / normType);
   }
   const coef = maxNorm / (total + 1e-6);
-  if (coef < 1) for (const g of grads) for (let i = 0; i < g.length; i++) g[i] *= coef;
+  if (coef < 1) {
+    const factor = new Float32Array([coef]);
+    for (const g of grads) kernels().binary('mul', g, [1], factor, [0], g, [g.length]);
+  }
   return total;
 }

@@ -1,5 +1,6 @@
 // The training kernels of native/train_addon.cc (batch norm, the stride-1 depthwise conv fast path,
-// im2col/col2im over a batch, max pooling, attention on a fused qkv projection)
+// im2col/col2im over a batch, max pooling, attention on a fused qkv projection, the optimizer's
+// arithmetic)
 // against the js kernels, which are normative, on odd shapes for every instruction set this CPU has
 // and 1 and 3 threads; and the dispatch: windows the fast path does not take still reach the general
 // native kernel.
@@ -256,6 +257,50 @@ function qkvAttentionTests(): void {
   }
 }
 
+function optimizerTests(): void {
+  for (const n of [1, 17, 4099, 70001]) {
+    test(`adamUpdate and sumOfSquares over ${n} elements`, () => {
+      const variants = [
+        { amsgrad: false, maximize: false, l2: 0, decay: 1 - 1e-3 * 0.05 },
+        { amsgrad: true, maximize: true, l2: 0.01, decay: 1 },
+      ];
+      for (const { amsgrad, maximize, l2, decay } of variants) {
+        const param = rand(n);
+        const grad = rand(n, 0.1);
+        const state = [rand(n, 0.01), rand(n, 0.01, 0.02), rand(n, 0.01, 0.03)];
+        const copies = [0, 1].map(() => ({
+          param: param.slice(),
+          expAvg: state[0].slice(),
+          expAvgSq: state[1].slice(),
+          maxExpAvgSq: amsgrad ? state[2].slice() : null,
+        }));
+        const scalars = {
+          beta1: 0.9,
+          beta2: 0.999,
+          eps: 1e-8,
+          l2,
+          decay,
+          stepSize: 1e-3 / (1 - 0.9 ** 3),
+          bias2Sqrt: Math.sqrt(1 - 0.999 ** 3),
+          maximize,
+        };
+        jsKernels.adamUpdate({ ...copies[0], grad, ...scalars });
+        native.adamUpdate({ ...copies[1], grad, ...scalars });
+        const what = `amsgrad=${amsgrad} maximize=${maximize}`;
+        assertClose(copies[1].param, copies[0].param, 1e-6, `param ${what}`);
+        assertClose(copies[1].expAvg, copies[0].expAvg, 1e-6, `expAvg ${what}`);
+        assertClose(copies[1].expAvgSq, copies[0].expAvgSq, 1e-6, `expAvgSq ${what}`);
+        if (amsgrad) assertClose(copies[1].maxExpAvgSq!, copies[0].maxExpAvgSq!, 1e-6, `maxExpAvgSq ${what}`);
+      }
+      const sums = [new Float64Array(1), new Float64Array(1)];
+      const x = rand(n, 3);
+      jsKernels.sumOfSquares(x, sums[0]);
+      native.sumOfSquares(x, sums[1]);
+      assertClose(sums[1], sums[0], 1e-6, 'sumOfSquares');
+    });
+  }
+}
+
 describe('native training kernels', { skip }, () => {
   const isas = status.isas ?? [];
   const defaults = { isa: status.isa ?? 'scalar', threads: status.threads ?? 1 };
@@ -276,6 +321,7 @@ describe('native training kernels', { skip }, () => {
         batchColumnTests();
         maxPoolTests();
         qkvAttentionTests();
+        optimizerTests();
       });
     }
   }

@@ -7,6 +7,7 @@ import { gemm } from './gemm.js';
 import { copyStrided, gather, indexAdd, indexSelect, scatterAdd } from './layout.js';
 import { crossEntropy, crossEntropyBackward } from './loss.js';
 import { layerNorm, layerNormBackward, softmax } from './normalization.js';
+import { adamUpdate, sumOfSquares } from './optim.js';
 import { qkvAttention, qkvAttentionBackward } from './qkv_attention.js';
 import { adaptiveMaxPool, avgPool, avgPoolBackward, maxPool } from './pool.js';
 import { reduce } from './reduce.js';
@@ -28,6 +29,8 @@ export const jsKernels = {
   attentionBackward,
   qkvAttention,
   qkvAttentionBackward,
+  adamUpdate,
+  sumOfSquares,
   softmax,
   layerNorm,
   layerNormBackward,
