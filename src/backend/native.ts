@@ -652,7 +652,7 @@ export function nativeStatus(): {
   isas?: string[];
   threads?: number;
 } {
-  if (!addon) return { loaded: false, reason: loadError ?? 'not loaded' };
+  if (!addon) return { loaded: false, reason: loadError ?? 'GLIMPSE_BACKEND=js' };
   const info = addon.info();
   return { loaded: true, isa: info.isa, isas: info.isas, threads: info.threads };
 }
