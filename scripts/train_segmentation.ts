@@ -4,6 +4,7 @@
  *   node --import tsx scripts/train_segmentation.ts --preset fashion2d --out runs/seg_fashion2d --figures docs/segmentation
  *   node --import tsx scripts/train_segmentation.ts --preset shapes3d  --out runs/seg_shapes3d  --figures docs/segmentation
  *   node --import tsx scripts/train_segmentation.ts --preset fashion2d --weights runs/seg_fashion2d/model.safetensors --figures docs/segmentation
+ *   (--init FILE continues from a checkpoint's weights with a fresh schedule; --lr sets its peak)
  *
  * Figures: test samples as [image | truth | prediction] overlays (2D) or axial/coronal/sagittal
  * slices of truth and prediction (3D), and a sliding-window run on inputs twice the training size
@@ -56,6 +57,8 @@ const { values } = parseArgs({
     epochs: { type: 'string' },
     'train-size': { type: 'string' },
     'test-size': { type: 'string' },
+    init: { type: 'string' },
+    lr: { type: 'string' },
     seed: { type: 'string', default: '0' },
   },
 });
@@ -84,6 +87,8 @@ if (values.weights) {
     epochs: values.epochs ? Number(values.epochs) : undefined,
     trainSize: values['train-size'] ? Number(values['train-size']) : undefined,
     testSize: values['test-size'] ? Number(values['test-size']) : undefined,
+    init: values.init,
+    lr: values.lr ? Number(values.lr) : undefined,
     seed,
     log,
   });

@@ -27,6 +27,7 @@ import { type DiceCeLossOptions, diceCeLoss } from './losses.js';
 import { SegmentationMetrics, type SegmentationSummary } from './metrics.js';
 import {
   createSegmentationModel,
+  loadSegmentationCheckpoint,
   predictLabels,
   type SegmentationModel,
   type SegmentationModelKind,
@@ -186,6 +187,10 @@ export interface TrainSegmentationOptions {
   trainSize?: number;
   testSize?: number;
   batchSize?: number;
+  /** Peak learning rate (default: the preset's). */
+  lr?: number;
+  /** Start from the weights of this glimpse segmentation checkpoint (of the preset's model) instead of a fresh init. */
+  init?: string;
   seed?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
@@ -229,21 +234,26 @@ export async function trainSegmentation(
   const test = await loadPresetData(preset, 'test', { length: options.testSize, seed });
   manualSeed(seed);
   const model = createSegmentationModel(preset.model, preset.modelConfig);
+  if (options.init) {
+    const start = loadSegmentationCheckpoint(options.init, { kind: preset.model });
+    model.loadStateDict(start.model.stateDict());
+  }
   model.train();
+  const lrPeak = options.lr ?? preset.lr;
   const positionTables = model
     .namedParameters()
     .map(([name]) => name)
     .filter((name) => name.endsWith('position_embeddings'));
   const optimizer = new AdamW(
     paramGroupsWeightDecay(model, { weightDecay: preset.weightDecay, noWeightDecay: positionTables }),
-    { lr: preset.lr },
+    { lr: lrPeak },
   );
   const stepsPerEpoch = Math.floor(train.length / batchSize);
   if (stepsPerEpoch < 1)
     throw new Error(`trainSegmentation: ${train.length} training samples make no batch of ${batchSize}`);
   const totalSteps = stepsPerEpoch * epochs;
   const schedule = cosineSchedule({
-    baseLr: preset.lr,
+    baseLr: lrPeak,
     totalSteps: Math.max(totalSteps, preset.warmupSteps + 1),
     minLr: preset.minLr,
     warmupSteps: preset.warmupSteps,
@@ -262,6 +272,8 @@ export async function trainSegmentation(
   );
   record({
     type: 'start',
+    init: options.init ?? null,
+    lr: lrPeak,
     preset: presetName,
     parameters: model.numParameters(),
     steps: totalSteps,

@@ -240,6 +240,8 @@ export function register(program: Command): void {
     .option('--train-size <n>', 'training samples (default: the preset)')
     .option('--test-size <n>', 'test samples (default: the preset)')
     .option('--seed <n>', 'seed of data and initialization', '0')
+    .option('--init <file>', 'start from the weights of this segmentation checkpoint (fresh schedule)')
+    .option('--lr <f>', 'peak learning rate (default: the preset)')
     .action(
       async (flags: {
         preset: string;
@@ -248,6 +250,8 @@ export function register(program: Command): void {
         trainSize?: string;
         testSize?: string;
         seed: string;
+        init?: string;
+        lr?: string;
       }) => {
         const int = (flag: string, raw: string | undefined) =>
           raw === undefined
@@ -258,6 +262,8 @@ export function register(program: Command): void {
           epochs: int('--epochs', flags.epochs),
           trainSize: int('--train-size', flags.trainSize),
           testSize: int('--test-size', flags.testSize),
+          init: flags.init,
+          lr: flags.lr === undefined ? undefined : number('--lr', flags.lr, (v) => v > 0, 'a positive number'),
           seed: number('--seed', flags.seed, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer'),
           log: (line) => process.stderr.write(`${line}\n`),
         });
