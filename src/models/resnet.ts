@@ -34,6 +34,13 @@ export interface ResNetConfig {
   baseWidth: number;
   /** Width of the 7x7 stem (glimpse's name: timm's stem_width only applies to its deep stems). */
   stemChannels: number;
+  /**
+   * Stride of the 7x7 stem convolution (timm: 2) and whether the 3x3/2 max pool follows it (timm:
+   * true). Small inputs such as 28x28 Fashion-MNIST keep more resolution with stride 1 (the stages
+   * then run at 1/2 .. 1/16 instead of 1/4 .. 1/32); glimpse options, not timm kwargs.
+   */
+  stemStride: number;
+  stemPool: boolean;
   /** Planes per stage (a bottleneck stage outputs 4x as many channels). */
   channels: number[];
   globalPool: 'avg' | '';
@@ -49,6 +56,8 @@ export const RESNET_DEFAULTS: ResNetConfig = {
   cardinality: 1,
   baseWidth: 64,
   stemChannels: 64,
+  stemStride: 2,
+  stemPool: true,
   channels: [64, 128, 256, 512],
   globalPool: 'avg',
   dropRate: 0,
@@ -212,7 +221,14 @@ export class ResNet extends ImageClassifier {
     }
     this.config = cfg;
     const expansion = cfg.block === 'basic' ? BasicBlock.expansion : Bottleneck.expansion;
-    this.conv1 = new Conv2d(cfg.inChans, cfg.stemChannels, 7, { stride: 2, padding: 3, bias: false });
+    if (![1, 2].includes(cfg.stemStride)) {
+      throw new Error(`ResNet: stem_stride must be 1 or 2, got ${cfg.stemStride}`);
+    }
+    this.conv1 = new Conv2d(cfg.inChans, cfg.stemChannels, 7, {
+      stride: cfg.stemStride,
+      padding: 3,
+      bias: false,
+    });
     this.bn1 = bn(cfg.stemChannels);
     this.act1 = new ReLU();
     const stages = buildResNetStages(cfg.block, cfg.layers, cfg.channels, cfg.stemChannels, {
@@ -231,10 +247,10 @@ export class ResNet extends ImageClassifier {
     }
   }
 
-  /** The stem: (B, C, H, W) → (B, stem, H/4, W/4). */
+  /** The stem: (B, C, H, W) → (B, stem, H/4, W/4) (timm's; H/s with stem_stride and stem_pool changed). */
   private stem(x: Tensor): Tensor {
     const h = this.act1.forward(this.bn1.forward(this.conv1.forward(x)));
-    return maxPool2d(h, 3, { stride: 2, padding: 1 });
+    return this.config.stemPool ? maxPool2d(h, 3, { stride: 2, padding: 1 }) : h;
   }
 
   /** Backbone view: layer1..layer4 outputs at strides 4, 8, 16, 32. */
