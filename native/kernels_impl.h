@@ -100,16 +100,17 @@ inline vf applyAct(vf x, int act) {
 // micro-kernel keeps an MR x NR block of C in registers: MR broadcasts of A and NR / VW loads of B
 // feed MR * NR / VW fused multiply-adds per step of k.
 
+// KC: a packed B panel (KC x NR) stays in L1 while the A slivers (MR x KC) of a tile stream past it
+// from L2. MC: the most rows of A a tile packs at once (MC x KC, in L2).
 #if defined(__AVX512F__)
-// KC: a packed B panel (KC x NR, 32 KB) and an A sliver (MR x KC, 14 KB) fit L1 together.
 constexpr int MR = 14, NV = 2;  // 28 of the 32 zmm registers accumulate
-constexpr int64_t KC = 256, MC = 14 * 16, NC = 512;
+constexpr int64_t KC = 256, MC = 14 * 36;  // B panel 32 KB, A block up to 504 KB
 #elif defined(__AVX2__)
 constexpr int MR = 6, NV = 2;  // 12 of the 16 ymm registers accumulate
-constexpr int64_t KC = 256, MC = 6 * 24, NC = 1024;
+constexpr int64_t KC = 256, MC = 6 * 24;
 #else
 constexpr int MR = 4, NV = 8;
-constexpr int64_t KC = 256, MC = 4 * 32, NC = 512;
+constexpr int64_t KC = 256, MC = 4 * 32;
 #endif
 constexpr int NR = NV * VW;
 
@@ -121,8 +122,9 @@ struct Epilogue {
   int act;
 };
 
-// acc (row-major, `ldacc` apart) -> C for an m x n block, any size.
-void epilogueBlock(const float* acc, int64_t ldacc, float* c, int64_t ldc, int64_t m, int64_t n,
+// acc (row-major, `ldacc` apart) -> C for an m x n block, any size. Kept out of line: the
+// micro-kernel calls it only for the rarer epilogues and must stay small.
+__attribute__((noinline)) void epilogueBlock(const float* acc, int64_t ldacc, float* c, int64_t ldc, int64_t m, int64_t n,
                    const Epilogue& e) {
   const vf alpha = vset(e.alpha), beta = vset(e.beta);
   for (int64_t i = 0; i < m; i++) {
@@ -143,24 +145,33 @@ void epilogueBlock(const float* acc, int64_t ldacc, float* c, int64_t ldc, int64
   }
 }
 
-// The micro-kernel on a full MR x NR block of C. A holds MR values per step of k, `aStride` apart
-// (MR for a packed sliver; attention passes its score buffer directly).
-void microKernel(int64_t kc, const float* __restrict A, int64_t aStride, const float* __restrict B,
-                 float* __restrict C, int64_t ldc, const Epilogue& e) {
-  // C is touched only after the k loop: start pulling its rows in now (they may come from memory).
+// Requests the MR x NR block of C at c (the first and last element of each row) into L1.
+inline void prefetchBlock(const float* c, int64_t ldc) {
 #pragma GCC unroll 32
   for (int i = 0; i < MR; i++) {
-    __builtin_prefetch(C + i * ldc, 1, 3);
-    __builtin_prefetch(C + i * ldc + NR - 1, 1, 3);
+    __builtin_prefetch(c + i * ldc, 1, 3);
+    __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
   }
+}
+
+// The micro-kernel on a full MR x NR block of C. A holds MR values per step of k, `aStride` apart
+// (MR for a packed sliver; attention passes its score buffer directly).
+//
+// A caller working through many blocks names what it needs next, so that it arrives while this
+// block computes: `nextB`, the next kc / 2 cache lines of packed B (one line into L2 every second
+// step of k), and `nextC`, the C block of its next call (one line every few steps). Without
+// `nextC`, this block's own C is requested up front.
+void microKernel(int64_t kc, const float* __restrict A, int64_t aStride, const float* __restrict B,
+                 float* __restrict C, int64_t ldc, const Epilogue& e, const float* nextB = nullptr,
+                 const float* nextC = nullptr) {
+  if (!nextC) prefetchBlock(C, ldc);
   vf acc[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; i++) {
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) acc[i][v] = vzero();
   }
-#pragma GCC unroll 4
-  for (int64_t p = 0; p < kc; p++) {
+  auto step = [&]() {
     vf b[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) b[v] = vld(B + v * VW);
@@ -172,21 +183,61 @@ void microKernel(int64_t kc, const float* __restrict A, int64_t aStride, const f
     }
     A += aStride;
     B += NR;
+  };
+  int64_t p = 0;
+  if (nextB || nextC) {
+    // C lines (two per row: its first and last element) go one every `every` pairs of steps.
+    const int64_t every = imax(1, kc / (4 * MR));
+    int64_t countdown = 0, line = nextC ? 0 : 2 * MR;
+    for (; p + 2 <= kc; p += 2) {
+      if (nextB) {
+        __builtin_prefetch(nextB, 0, 2);
+        nextB += 64 / sizeof(float);
+      }
+      if (line < 2 * MR && --countdown <= 0) {
+        __builtin_prefetch(nextC + (line >> 1) * ldc + (line & 1) * (NR - 1), 1, 3);
+        line++;
+        countdown = every;
+      }
+      step();
+      step();
+    }
+    for (; line < 2 * MR; line++) __builtin_prefetch(nextC + (line >> 1) * ldc + (line & 1) * (NR - 1), 1, 3);
   }
-  const vf alpha = vset(e.alpha), beta = vset(e.beta);
-  vf bias[NV];
-#pragma GCC unroll 8
-  for (int v = 0; v < NV; v++) bias[v] = e.bias ? vld(e.bias + v * VW) : vzero();
+#pragma GCC unroll 4
+  for (; p < kc; p++) step();
+  // The common epilogues (a plain product, or a partial sum over k added in, either scaled) stay in
+  // registers; the others go through a tile and the general epilogue.
+  const bool plain = e.bias == nullptr && e.act == kActNone && (e.beta == 0.0f || e.beta == 1.0f);
+  if (!plain) {
+    alignas(64) float tile[MR * NR];
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; i++) {
+    for (int i = 0; i < MR; i++) {
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; v++) {
-      float* cp = C + i * ldc + v * VW;
-      vf x = e.alpha == 1.0f ? acc[i][v] : vmul(alpha, acc[i][v]);
-      if (e.beta != 0.0f) x = vfma(beta, vld(cp), x);
-      if (e.bias) x = vadd(x, bias[v]);
-      if (e.act != kActNone) x = applyAct(x, e.act);
-      vst(cp, x);
+      for (int v = 0; v < NV; v++) vst(tile + i * NR + v * VW, acc[i][v]);
+    }
+    epilogueBlock(tile, NR, C, ldc, MR, NR, e);
+    return;
+  }
+  if (e.alpha != 1.0f) {
+    const vf alpha = vset(e.alpha);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; v++) acc[i][v] = vmul(alpha, acc[i][v]);
+    }
+  }
+  if (e.beta == 0.0f) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; v++) vst(C + i * ldc + v * VW, acc[i][v]);
+    }
+  } else {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; v++) vst(C + i * ldc + v * VW, vadd(vld(C + i * ldc + v * VW), acc[i][v]));
     }
   }
 }
@@ -283,12 +334,38 @@ struct GemmJob {
   const float* packedB;  // or null: packed by the run
 };
 
+// Rows [0, kc) of B (row-major, `rs` apart) into the panels [qa, qb) of one block (panel q at
+// dst + q * kc * NR): row by row across the panels, so that B is read in long contiguous runs.
+void packBRows(const float* b, int64_t rs, int64_t n, int64_t kc, int64_t qa, int64_t qb, float* dst) {
+  for (int64_t p = 0; p < kc; p++) {
+    const float* s = b + p * rs;
+    for (int64_t q = qa; q < qb; q++) {
+      const int64_t j = q * NR, nr = imin(NR, n - j);
+      float* d = dst + q * kc * NR + p * NR;
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; v++) {
+        const int64_t jv = j + v * VW;
+        vst(d + v * VW, nr >= (v + 1) * VW ? vld(s + jv) : nr > v * VW ? vldN(s + jv, static_cast<int>(nr - v * VW)) : vzero());
+      }
+    }
+  }
+}
+
 // The whole of B packed: for each block of KC rows (pc), its NR-column panels, each [kc][NR].
 // Packed by chunks of panels in parallel.
 void packB(const GemmJob& g, float* dst, int threads) {
   const int64_t panels = ceilDiv(g.n, NR);
   const int64_t blocks = ceilDiv(g.k, KC);
   parallelFor(threads, blocks * panels, 8, [&](int64_t t0, int64_t t1) {
+    if (g.csB == 1) {
+      // The chunk's panels of each block it touches, row by row.
+      for (int64_t t = t0; t < t1;) {
+        const int64_t pc = (t / panels) * KC, qa = t % panels, qb = imin(panels, qa + t1 - t);
+        packBRows(g.b + pc * g.rsB, g.rsB, g.n, imin(KC, g.k - pc), qa, qb, dst + pc * panels * NR);
+        t += qb - qa;
+      }
+      return;
+    }
     for (int64_t t = t0; t < t1; t++) {
       const int64_t pc = (t / panels) * KC, q = t % panels;
       const int64_t kc = imin(KC, g.k - pc);
@@ -306,24 +383,28 @@ struct Tiling {
 
 // Below this many flops per thread, waking another thread costs more than it saves.
 constexpr double kFlopsPerThread = 2e6;
-// A tile's columns: at most NC, so that a KC x NC block of packed B stays in L2 beside a block of A.
-constexpr int64_t kTileCols = NC;
+// Slivers of A per tile, at least, where there are rows enough: each B panel brought into L1 then
+// serves several slivers.
+constexpr int64_t kTileSlivers = 4;
 
 Tiling tilingFor(const GemmJob& g, int threads) {
   Tiling t;
   t.slivers = ceilDiv(g.m, MR);
   t.panels = ceilDiv(g.n, NR);
-  t.colTiles = ceilDiv(t.panels * NR, kTileCols);
-  // Enough tiles for the threads to balance (a tile is claimed whole), but rows cut before columns:
-  // a column cut packs the same A again for every tile of the row.
+  // Enough tiles for the threads to balance (a tile is claimed whole, and on a loaded machine one
+  // thread may get much less time than another). Rows are cut first: B is packed once for all tiles,
+  // while every tile packs its own rows of A (once per block of k), so a cut across the columns
+  // packs the same rows twice. Columns are cut only when the rows alone give too few tiles.
   const int64_t wanted = threads > 1 ? 4 * threads : 1;
-  t.rowTiles = imin(t.slivers, imax(ceilDiv(g.m, MC), ceilDiv(wanted, t.colTiles)));
+  t.rowTiles = imin(t.slivers, imax(ceilDiv(g.m, MC), imin(wanted, t.slivers / kTileSlivers)));
+  t.colTiles = imin(t.panels, ceilDiv(wanted, t.rowTiles));
   return t;
 }
 
-// C tile `tile` of one GEMM, with B already packed by packB. Tiles go down a column of tiles
-// first: consecutive tiles share their block of packed B, which then stays in cache, while each tile
-// packs its own rows of A anyway.
+// C tile `tile` of one GEMM, with B already packed by packB (as a whole it lives in L3 or memory).
+// For each block of KC rows of B, the tile's rows of A are packed (they stay in L2), then each B
+// panel (kc x NR, it stays in L1) meets every sliver of A in turn, while the micro-kernel pulls in
+// the next panel and the next block of C.
 void gemmTile(const GemmJob& g, const float* packedB, const Tiling& t, int64_t tile) {
   const int64_t ti = tile % t.rowTiles, tj = tile / t.rowTiles;
   const int64_t row0 = imin(g.m, (t.slivers * ti / t.rowTiles) * MR);
@@ -331,22 +412,34 @@ void gemmTile(const GemmJob& g, const float* packedB, const Tiling& t, int64_t t
   const int64_t q0 = t.panels * tj / t.colTiles, q1 = t.panels * (tj + 1) / t.colTiles;
   const int64_t mc = row1 - row0;
   if (mc <= 0 || q1 <= q0) return;
-  float* packedA = scratch(kPackA, roundUp(mc, MR) * KC);
+  float* packedA = scratch(kPackA, roundUp(mc, MR) * imin(KC, g.k));
   for (int64_t pc = 0; pc < g.k; pc += KC) {
     const int64_t kc = imin(KC, g.k - pc);
     const bool last = pc + kc >= g.k;
     Epilogue e{g.alpha, pc == 0 ? g.beta : 1.0f, nullptr, last ? g.act : kActNone};
     packA(g.a + row0 * g.rsA + pc * g.csA, g.rsA, g.csA, mc, kc, packedA);
+    const float* block = packedB + pc * t.panels * NR;  // this block's panels, kc x NR each
+    // What follows the tile's last panel: the first panel of the next block (kcNext x NR).
+    const int64_t kcNext = last ? 0 : imin(KC, g.k - pc - kc);
+    const float* nextBlock = last ? nullptr : packedB + (pc + kc) * t.panels * NR + q0 * kcNext * NR;
+    const int64_t perCall = (kc / 2) * (64 / sizeof(float));  // floats of B one call prefetches
     for (int64_t q = q0; q < q1; q++) {
       const int64_t j0 = q * NR;
       const int64_t nr = imin(NR, g.n - j0);
       e.bias = last && g.bias ? g.bias + j0 : nullptr;
-      const float* bp = packedB + pc * t.panels * NR + q * kc * NR;
-      for (int64_t ir = 0; ir < mc; ir += MR) {
+      const float* bp = block + q * kc * NR;
+      const float* next = q + 1 < q1 ? bp + kc * NR : nextBlock;
+      const int64_t nextSize = q + 1 < q1 ? kc * NR : kcNext * NR;
+      for (int64_t ir = 0, s = 0; ir < mc; ir += MR, s++) {
         const int64_t mr = imin(MR, mc - ir);
         float* cp = g.c + (row0 + ir) * g.ldc + j0;
         if (mr == MR && nr == NR) {
-          microKernel(kc, packedA + ir * kc, MR, bp, cp, g.ldc, e);
+          // The slivers share the prefetching of the next panel, a kc / 2 lines each.
+          const float* nb = next && s * perCall < nextSize ? next + s * perCall : nullptr;
+          // The next call's C: the next sliver down, or the top of the next panel.
+          const float* nc = ir + MR < mc ? cp + MR * g.ldc : q + 1 < q1 ? g.c + row0 * g.ldc + j0 + NR : nullptr;
+          if (ir == 0 && q == q0) prefetchBlock(cp, g.ldc);
+          microKernel(kc, packedA + ir * kc, MR, bp, cp, g.ldc, e, nb, nc);
         } else {
           edgeKernel(kc, packedA + ir * kc, MR, bp, cp, g.ldc, mr, nr, e);
         }

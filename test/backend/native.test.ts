@@ -105,6 +105,26 @@ function gemmTests(): void {
       );
     }
   });
+  test('gemm epilogues kept in registers (alpha with beta 0 or 1) and the others, over blocks of k', () => {
+    // k spans several blocks of packed B, so later blocks add into C; m and n leave edge tiles.
+    const [m, n, k] = [150, 100, 600];
+    const a = rand(m * k);
+    const b = rand(k * n);
+    const bias = rand(n);
+    for (const [alpha, beta, withBias, activation] of [
+      [2, 0, false, undefined],
+      [0.5, 1, false, undefined],
+      [1, 1, true, undefined],
+      [1, 0, false, 'relu'],
+    ] as const) {
+      gemmCase(
+        { a, b, batch: 1, m, n, k, alpha, beta, bias: withBias ? bias : undefined, activation },
+        rand(m * n),
+        1e-4,
+        `alpha ${alpha}, beta ${beta}, bias ${withBias}, ${activation}`,
+      );
+    }
+  });
   test('gemm with packed weights reused across calls (inference)', () => {
     const [m, n, k] = [45, 70, 300];
     const w = rand(n * k); // (out, in), the linear layout: B^T
