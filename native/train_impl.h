@@ -673,27 +673,79 @@ void combineRows(const float* coef, int64_t stride, const float* m, int64_t rows
   }
 }
 
-// In place: row[0, n) = softmax(row) (max subtracted; a row of -inf gives zeros, as the attention kernel).
-void softmaxInPlace(float* row, int64_t n) {
-  float mx = -INFINITY;
-  for (int64_t j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+// The forward's register tiles: kTileRows query rows at once, each loaded key or value vector shared by
+// all of them, up to kTileVecs vectors of keys (scores) or of head dims (output) per row, so a tile
+// keeps kTileRows * kTileVecs accumulators in registers (24 of AVX-512's 32, 12 of AVX2's 16).
+constexpr int kTileRows = VW == 16 ? 6 : 4;
+constexpr int kTileVecs = VW == 16 ? 4 : 3;
+
+// s[r * ld + j0 + 0..NV*VW) = scale * q_r . k_j for the kTileRows rows of q (stride D), kt (D, ld).
+template <int NV>
+void scoreTile(const float* q, int64_t D, const float* kt, int64_t ld, int64_t j0, float scale, float* s) {
+  vf acc[kTileRows][NV];
+  for (int r = 0; r < kTileRows; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = vzero();
+  for (int64_t d = 0; d < D; d++) {
+    const float* kr = kt + d * ld + j0;
+    vf kv[NV];
+    for (int v = 0; v < NV; v++) kv[v] = vld(kr + v * VW);
+    for (int r = 0; r < kTileRows; r++) {
+      const vf qa = vset(q[r * D + d]);
+      for (int v = 0; v < NV; v++) acc[r][v] = vfma(qa, kv[v], acc[r][v]);
+    }
+  }
+  const vf sc = vset(scale);
+  for (int r = 0; r < kTileRows; r++)
+    for (int v = 0; v < NV; v++) vst(s + r * ld + j0 + v * VW, vmul(acc[r][v], sc));
+}
+
+// out[r * os + d0 + 0..width) = inv[r] * sum_j p[r * ld + j] * vals[j * ldv + d0 + ...] for r < rows.
+template <int NV>
+void valueTile(const float* p, int64_t ld, const float* vals, int64_t ldv, int64_t n, int64_t d0, const float* inv,
+               int rows, int64_t width, float* out, int64_t os) {
+  vf acc[kTileRows][NV];
+  for (int r = 0; r < kTileRows; r++)
+    for (int v = 0; v < NV; v++) acc[r][v] = vzero();
+  for (int64_t j = 0; j < n; j++) {
+    const float* vr = vals + j * ldv + d0;
+    vf vv[NV];
+    for (int v = 0; v < NV; v++) vv[v] = vld(vr + v * VW);
+    for (int r = 0; r < kTileRows; r++) {
+      const vf pb = vset(p[r * ld + j]);
+      for (int v = 0; v < NV; v++) acc[r][v] = vfma(pb, vv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < rows; r++) {
+    const vf iv = vset(inv[r]);
+    for (int v = 0; v < NV; v++) {
+      const int64_t off = v * VW;
+      if (off >= width) break;
+      stW(out + r * os + d0, off, vmul(acc[r][v], iv), static_cast<int>(tmin(VW, width - off)));
+    }
+  }
+}
+
+// row[0, n) = exp(row - max) in place; returns 1 / the sum (0 for a row of -inf, whose exps are zeroed, as
+// the attention kernel gives zeros there).
+float expRow(float* row, int64_t n) {
+  const int64_t full = n / VW * VW;
+  vf mv = vset(-INFINITY);
+  for (int64_t j = 0; j < full; j += VW) mv = vmaxKeepNan(mv, vld(row + j));
+  float mx = vhmax(mv);
+  for (int64_t j = full; j < n; j++) mx = row[j] > mx || row[j] != row[j] ? row[j] : mx;
   if (mx == -INFINITY) {
     for (int64_t j = 0; j < n; j++) row[j] = 0.0f;
-    return;
+    return 0.0f;
   }
-  const vf mv = vset(mx);
+  const vf m = vset(mx);
   vf sum = vzero();
   for (int64_t j = 0; j < n; j += VW) {
     const int w = static_cast<int>(tmin(VW, n - j));
-    const vf e = vexp(vsub(ldW(row, j, w), mv));
+    const vf e = vexp(vsub(ldW(row, j, w), m));
     sum = vadd(sum, vkeepN(e, w));
     stW(row, j, e, w);
   }
-  const vf inv = vset(1.0f / vhsum(sum));
-  for (int64_t j = 0; j < n; j += VW) {
-    const int w = static_cast<int>(tmin(VW, n - j));
-    stW(row, j, vmul(ldW(row, j, w), inv), w);
-  }
+  return 1.0f / vhsum(sum);
 }
 
 inline int64_t padTo(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
@@ -714,24 +766,61 @@ void gatherHead(const float* qkv, int64_t b, int64_t h, int which, int64_t N, in
   }
 }
 
+// Forward, one task per (batch, head): q gathered into (Np, D) with Np = N rounded up to whole tiles of
+// rows (zero rows past N), k transposed into (D, ld) and v into (N, ldv), both zero-padded to whole
+// vectors. Per tile of query rows: the scores (kTileRows, ld), their exps, then the output with the
+// softmax's 1 / sum applied on the way out (the probabilities are normalized only when they are kept).
 void qkvAttention(const float* qkv, int64_t B, int64_t N, int64_t H, int64_t D, float scale, float* out,
                   float* probs, int threads) {
-  const int64_t C = H * D, ld = padTo(N, kBlock * VW);
+  const int64_t C = H * D, ld = padTo(N, VW), ldv = padTo(D, VW), Np = padTo(N, kTileRows);
   splitFor(threads, B * H, 1, [&](int64_t t0, int64_t t1) {
-    float* q = trainScratch(0, 2 * N * D + D * ld + 2 * ld);
-    float* v = q + N * D;
-    float* kt = v + N * D;
-    float* rowBuf = kt + D * ld;
+    float* q = trainScratch(0, Np * D + D * ld + N * ldv + kTileRows * ld + kTileRows);
+    float* kt = q + Np * D;
+    float* vals = kt + D * ld;
+    float* s = vals + N * ldv;
+    float* inv = s + kTileRows * ld;
+    for (int64_t i = N * D; i < Np * D; i++) q[i] = 0.0f;
     for (int64_t task = t0; task < t1; task++) {
       const int64_t b = task / H, h = task % H;
       gatherHead(qkv, b, h, 0, N, C, D, q, nullptr, 0);
-      gatherHead(qkv, b, h, 1, N, C, D, v, kt, ld);  // k: only its transpose is kept
-      gatherHead(qkv, b, h, 2, N, C, D, v, nullptr, 0);
+      gatherHead(qkv, b, h, 1, N, C, D, vals, kt, ld);  // k: only its transpose is kept
       for (int64_t i = 0; i < N; i++) {
-        float* p = probs ? probs + (task * N + i) * N : rowBuf;
-        rowTimesTransposed(q + i * D, kt, ld, D, N, scale, p);
-        softmaxInPlace(p, N);
-        combineRows(p, 1, v, N, D, 1.0f, out + (b * N + i) * C + h * D);
+        const float* src = qkv + ((b * N + i) * 3 + 2) * C + h * D;
+        float* dst = vals + i * ldv;
+        for (int64_t d = 0; d < D; d++) dst[d] = src[d];
+        for (int64_t d = D; d < ldv; d++) dst[d] = 0.0f;
+      }
+      for (int64_t i0 = 0; i0 < N; i0 += kTileRows) {
+        const int rows = static_cast<int>(tmin(kTileRows, N - i0));
+        const float* qt = q + i0 * D;
+        for (int64_t j0 = 0; j0 < ld; j0 += kTileVecs * VW) {
+          switch (tmin(kTileVecs, (ld - j0) / VW)) {
+            case 1: scoreTile<1>(qt, D, kt, ld, j0, scale, s); break;
+            case 2: scoreTile<2>(qt, D, kt, ld, j0, scale, s); break;
+            case 3: scoreTile<3>(qt, D, kt, ld, j0, scale, s); break;
+            default: scoreTile<kTileVecs>(qt, D, kt, ld, j0, scale, s); break;
+          }
+        }
+        for (int r = 0; r < rows; r++) {
+          inv[r] = expRow(s + r * ld, N);
+          if (!probs) continue;
+          float* pr = probs + (task * N + i0 + r) * N;
+          const vf iv = vset(inv[r]);
+          for (int64_t j = 0; j < N; j += VW) {
+            const int w = static_cast<int>(tmin(VW, N - j));
+            stW(pr, j, vmul(ldW(s + r * ld, j, w), iv), w);
+          }
+        }
+        float* o = out + (b * N + i0) * C + h * D;
+        for (int64_t d0 = 0; d0 < ldv; d0 += kTileVecs * VW) {
+          const int64_t width = tmin(kTileVecs * VW, D - d0);
+          switch (tmin(kTileVecs, (ldv - d0) / VW)) {
+            case 1: valueTile<1>(s, ld, vals, ldv, N, d0, inv, rows, width, o, C); break;
+            case 2: valueTile<2>(s, ld, vals, ldv, N, d0, inv, rows, width, o, C); break;
+            case 3: valueTile<3>(s, ld, vals, ldv, N, d0, inv, rows, width, o, C); break;
+            default: valueTile<kTileVecs>(s, ld, vals, ldv, N, d0, inv, rows, width, o, C); break;
+          }
+        }
       }
     }
   });

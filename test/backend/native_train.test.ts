@@ -234,6 +234,9 @@ function qkvAttentionTests(): void {
     [3, 50, 4, 32],
     [1, 65, 2, 20],
     [2, 17, 1, 64],
+    // ViT-B's heads, and head dims past one register tile of vectors.
+    [1, 197, 2, 64],
+    [1, 70, 2, 80],
   ]) {
     test(`qkvAttention forward and backward (B ${B}, N ${N}, H ${H}, D ${D})`, () => {
       const qkv = rand(B * N * 3 * H * D, 2);

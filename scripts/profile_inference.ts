@@ -1,0 +1,70 @@
+/**
+ * Where a ViT-B/16 inference forward spends its time, kernel by kernel (the inference twin of
+ * scripts/profile_train_step.ts):
+ *
+ *   node --import tsx scripts/profile_inference.ts [--model vit_base_patch16_224] [--batch 8] [--runs 3]
+ *
+ * Random weights, eval mode, no gradients. Prints the best forward's wall time, then a second pass with
+ * a timer around every kernel call: wall and process CPU time per kernel and the time outside kernels.
+ */
+import { parseArgs } from 'node:util';
+import { getBackend, kernels } from '../src/backend/backend.js';
+import { nativeStatus } from '../src/backend/native.js';
+import { manualSeed, noGrad, randn } from '../src/index.js';
+import { createModel } from '../src/models/registry.js';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'vit_base_patch16_224' },
+    batch: { type: 'string', default: '8' },
+    runs: { type: 'string', default: '3' },
+  },
+});
+const batch = Number(values.batch);
+const stats = new Map<string, { ms: number; calls: number }>();
+let timing = false;
+const table = kernels() as unknown as Record<string, (...args: unknown[]) => unknown>;
+for (const name of Object.keys(table)) {
+  const fn = table[name];
+  table[name] = (...args: unknown[]) => {
+    if (!timing) return fn(...args);
+    const t0 = performance.now();
+    try {
+      return fn(...args);
+    } finally {
+      const s = stats.get(name) ?? { ms: 0, calls: 0 };
+      s.ms += performance.now() - t0;
+      s.calls++;
+      stats.set(name, s);
+    }
+  };
+}
+
+manualSeed(0);
+const model = createModel(values.model!);
+model.eval();
+const x = randn([batch, 3, 224, 224]);
+const forward = () => noGrad(() => model.forward(x));
+forward();
+let best = Number.POSITIVE_INFINITY;
+for (let i = 0; i < Number(values.runs); i++) {
+  const t0 = performance.now();
+  forward();
+  best = Math.min(best, performance.now() - t0);
+}
+timing = true;
+const t0 = performance.now();
+forward();
+const total = performance.now() - t0;
+timing = false;
+const inKernels = [...stats.values()].reduce((s, v) => s + v.ms, 0);
+const isa = nativeStatus().loaded ? nativeStatus().isa : 'none';
+process.stdout.write(
+  `${values.model} batch ${batch}, backend ${getBackend()} (${isa}): best forward ${best.toFixed(0)} ms = ${((1000 * batch) / best).toFixed(2)} images/s\n` +
+    `timed pass ${total.toFixed(0)} ms: in kernels ${inKernels.toFixed(0)} ms, outside ${(total - inKernels).toFixed(0)} ms\n`,
+);
+for (const [name, s] of [...stats].sort((a, b) => b[1].ms - a[1].ms)) {
+  process.stdout.write(
+    `  ${name.padEnd(22)} ${s.ms.toFixed(1).padStart(8)} ms (${((100 * s.ms) / total).toFixed(1).padStart(4)}%) ${String(s.calls).padStart(5)} calls\n`,
+  );
+}
