@@ -248,32 +248,53 @@ inline vf vtanh(vf x) {
   return vsel(vlt(ax, vset(0.625f)), small, big);
 }
 
-// erf and erfc from one evaluation: a Taylor series for |x| < 0.5, and Abramowitz-Stegun 7.1.26
-// (absolute error 1.5e-7) above, whose erfc(|x|) = t P(t) exp(-x^2) avoids cancelling 1 - erf.
+// erf and erfc from one evaluation, Cephes erff/erfcf (public domain): erf = x T(x^2) for |x| < 1, and
+// above erfc(|x|) = exp(-x^2) / |x| P(1/x^2) (P on [1, 2), R beyond), which does not cancel 1 - erf.
+// The rounding error of x^2 (up to 1e-5 relative in exp(-x^2) near |x| = 10) is carried into the
+// exponential by hand: exp(-(z + lo)) = exp(-z) (1 - lo) with lo = x^2 - z from an FMA.
 struct ErfPair {
-  vf small;  // erf(x) where |x| < 0.5
-  vf tail;   // erfc(|x|) where |x| >= 0.5
+  vf small;  // erf(x) where |x| < 1
+  vf tail;   // erfc(|x|) where |x| >= 1
   vm isSmall;
 };
 
 inline ErfPair verfParts(vf x) {
-  const vf ax = vabs(x);
   const vf z = vmul(x, x);
-  vf s = vset(-1.0f / 75600.0f);
-  s = vfma(s, z, vset(1.0f / 9360.0f));
-  s = vfma(s, z, vset(-1.0f / 1320.0f));
-  s = vfma(s, z, vset(1.0f / 216.0f));
-  s = vfma(s, z, vset(-1.0f / 42.0f));
-  s = vfma(s, z, vset(1.0f / 10.0f));
-  s = vfma(s, z, vset(-1.0f / 3.0f));
-  s = vfma(s, z, vset(1.0f));
-  const vf t = vdiv(vset(1.0f), vfma(vset(0.3275911f), ax, vset(1.0f)));
-  vf p = vset(1.061405429f);
-  p = vfma(p, t, vset(-1.453152027f));
-  p = vfma(p, t, vset(1.421413741f));
-  p = vfma(p, t, vset(-0.284496736f));
-  p = vfma(p, t, vset(0.254829592f));
-  return {vmul(vmul(s, x), vset(1.12837916709551257f)), vmul(vmul(p, t), vexp(vneg(z))), vlt(ax, vset(0.5f))};
+  vf s = vset(7.853861353153693e-5f);
+  s = vfma(s, z, vset(-8.010193625184903e-4f));
+  s = vfma(s, z, vset(5.188327685732524e-3f));
+  s = vfma(s, z, vset(-2.685381193529856e-2f));
+  s = vfma(s, z, vset(1.128358514861418e-1f));
+  s = vfma(s, z, vset(-3.761262582423300e-1f));
+  s = vfma(s, z, vset(1.128379165726710f));
+  // Past 10.5, erfc underflows to 0 in float; the clamp keeps lo finite for infinite x.
+  const vf ax = vabs(x);
+  const vf xc = vminKeepNan(vset(10.5f), ax);
+  const vf q = vdiv(vset(1.0f), xc);
+  const vf y = vmul(q, q);
+  vf p = vset(2.326819970068386e-2f);
+  p = vfma(p, y, vset(-1.387039388740657e-1f));
+  p = vfma(p, y, vset(3.687424674597105e-1f));
+  p = vfma(p, y, vset(-5.824733027278666e-1f));
+  p = vfma(p, y, vset(6.210004621745983e-1f));
+  p = vfma(p, y, vset(-4.944515323274145e-1f));
+  p = vfma(p, y, vset(3.404879937665872e-1f));
+  p = vfma(p, y, vset(-2.741127028184656e-1f));
+  p = vfma(p, y, vset(5.638259427386472e-1f));
+  vf r = vset(-1.047766399936249e+1f);
+  r = vfma(r, y, vset(1.297719955372516e+1f));
+  r = vfma(r, y, vset(-7.495518717768503f));
+  r = vfma(r, y, vset(2.921019019210786f));
+  r = vfma(r, y, vset(-1.015265279202700f));
+  r = vfma(r, y, vset(4.218463358204948e-1f));
+  r = vfma(r, y, vset(-2.820767439740514e-1f));
+  r = vfma(r, y, vset(5.641895067754075e-1f));
+  const vf zc = vmul(xc, xc);
+  const vf lo = vfma(xc, xc, vneg(zc));
+  vf e = vexp(vneg(zc));
+  e = vfnma(e, lo, e);
+  const vf poly = vsel(vlt(xc, vset(2.0f)), p, r);
+  return {vmul(s, x), vmul(vmul(e, q), poly), vlt(ax, vset(1.0f))};
 }
 
 inline vf verf(vf x) {

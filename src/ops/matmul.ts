@@ -1,10 +1,10 @@
 /** Matrix products (torch.matmul semantics with batch broadcasting) and the fused linear layer. */
 import { kernels } from '../backend/backend.js';
-import { record } from '../tensor/autograd.js';
+import { isGradEnabled, record } from '../tensor/autograd.js';
 import { emptyFloat32 } from '../tensor/dtype.js';
 import { broadcastShapes, fmt, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { sumToShape } from './elementwise.js';
+import { gelu, relu, sumToShape } from './elementwise.js';
 import { expand, reshape } from './shape.js';
 
 function requireFloat(t: Tensor, op: string): void {
@@ -94,8 +94,21 @@ export function bmm(a: Tensor, b: Tensor): Tensor {
 }
 
 /** y = x @ weight^T + bias with x (..., in), weight (out, in), bias (out,): one GEMM with a bias epilogue. */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+export interface LinearOptions {
+  /**
+   * Applied to the output: relu, or gelu in its exact erf form (torch's default). With no gradient to
+   * record it runs in the GEMM's epilogue, saving a pass over the output; otherwise it is the separate
+   * op, so autograd sees exactly relu/gelu(linear(x)).
+   */
+  activation?: 'relu' | 'gelu';
+}
+
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options: LinearOptions = {}): Tensor {
   requireFloat(x, 'linear');
+  const activation = options.activation;
+  if (activation !== undefined && activation !== 'relu' && activation !== 'gelu') {
+    throw new Error(`linear: unknown activation '${activation}'; use 'relu' or 'gelu'`);
+  }
   const inF = x.shape[x.ndim - 1];
   if (weight.ndim !== 2 || weight.shape[1] !== inF) {
     throw new Error(
@@ -105,6 +118,14 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const outF = weight.shape[0];
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) {
     throw new Error(`linear: bias ${fmt(bias.shape)} does not match weight ${fmt(weight.shape)}`);
+  }
+  if (
+    activation &&
+    isGradEnabled() &&
+    (x.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false))
+  ) {
+    const y = linear(x, weight, bias);
+    return activation === 'gelu' ? gelu(y) : relu(y);
   }
   const rows = x.size / inF;
   const c = emptyFloat32(rows * outF);
@@ -118,7 +139,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     k: inF,
     transB: true,
     bias: bias ? (bias.data as Float32Array) : undefined,
+    activation,
   });
+  if (activation) return new Tensor(c, [...x.shape.slice(0, -1), outF]);
   const parents = bias ? [x, weight, bias] : [x, weight];
   return record(new Tensor(c, [...x.shape.slice(0, -1), outF]), 'linear', parents, (g) => [
     x.requiresGrad
