@@ -12,13 +12,16 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { type Kernels, registerBackend, setBackend } from './backend.js';
+import { getBackend, type Kernels, registerBackend, setBackend } from './backend.js';
 import type { AttentionArgs, AttentionBackwardArgs } from './js/attention.js';
 import type { Window } from './js/conv.js';
 import type { BinaryOp, UnaryGradOp, UnaryOp } from './js/elementwise.js';
 import type { GemmArgs } from './js/gemm.js';
 import { jsKernels } from './js/index.js';
 import type { ReduceOp } from './js/reduce.js';
+import { Linear } from '../nn/linear.js';
+import { type Module, Parameter } from '../nn/module.js';
+import { Tensor } from '../tensor/tensor.js';
 
 type F32 = Float32Array;
 type Num = Float32Array | Int32Array | Float64Array | Uint8Array;
@@ -425,6 +428,32 @@ function packedFor(lib: Addon, b: F32, k: number, n: number, transB: boolean): F
   return data;
 }
 
+// Linear weights pre-packed by prepackForInference: the weight tensor's data (a view of the packed
+// panels, so that the tensor keeps its shape) -> the layout it was packed in.
+interface Prepacked {
+  isa: string;
+  k: number;
+  n: number;
+  panels: F32;
+}
+const prepacked = new WeakMap<Float32Array, Prepacked>();
+
+function prepackedFor(b: F32, args: GemmArgs, transB: boolean): F32 | null {
+  const p = prepacked.get(b);
+  if (!p) return null;
+  if (!transB || args.transA || (args.batch > 1 && args.strideB !== 0) || p.k !== args.k || p.n !== args.n) {
+    throw new Error(
+      `gemm: operand B is a linear weight (${p.n}, ${p.k}) pre-packed for inference by prepackForInference, usable only by linear's forward; gradients, training and other uses need the model as loaded, before prepackForInference`,
+    );
+  }
+  if (p.isa !== activeIsa) {
+    throw new Error(
+      `gemm: a linear weight was pre-packed for inference under the '${p.isa}' instruction set, but '${activeIsa}' is active; call setNativeIsa before prepackForInference`,
+    );
+  }
+  return p.panels;
+}
+
 function makeKernels(lib: Addon) {
   return {
     gemm(args: GemmArgs): void {
@@ -433,9 +462,10 @@ function makeKernels(lib: Addon) {
       const transB = args.transB ?? false;
       // Weights are the B^T operand of linear layers, shared by the whole batch.
       const packed =
-        packWeights && transB && (args.batch === 1 || args.strideB === 0)
+        prepackedFor(args.b, args, transB) ??
+        (packWeights && transB && (args.batch === 1 || args.strideB === 0)
           ? packedFor(lib, args.b, k, n, transB)
-          : null;
+          : null);
       lib.gemm(
         args.a,
         args.b,
@@ -701,6 +731,81 @@ export function setPackedWeights(enabled: boolean): void {
   requireAddon('setPackedWeights');
   packWeights = enabled;
   if (!enabled) packedCache = new WeakMap();
+}
+
+/**
+ * Inference only: packs every Linear weight of `model` once into the GEMM's panel layout for the
+ * active instruction set and drops the unpacked weight, as onnxruntime does with its initializers,
+ * so that forwards skip repacking (most of a batch-1 GEMM's overhead, 4-7% at batch 8) while memory
+ * stays at the weights' size (setPackedWeights keeps a copy instead). Weights are packed in place
+ * (a new Parameter where the panels need padding, out_features not a multiple of the panel width)
+ * and stop requiring grad: the weight tensors, and any tensor taken from the model before that
+ * shares their storage, hold the packed panels afterwards, which only linear's forward on the native
+ * backend under the same instruction set can use. A GEMM that would read them otherwise (input
+ * gradients, training) and the model's stateDict, loadStateDict and train() throw. Returns the model.
+ */
+export function prepackForInference<M extends Module>(model: M): M {
+  const lib = requireAddon('prepackForInference');
+  if (getBackend() !== 'native') {
+    throw new Error(
+      `prepackForInference: the active backend is '${getBackend()}'; pre-packed weights need the native backend`,
+    );
+  }
+  // Tied weights are packed once and stay tied.
+  const done = new Map<Parameter, Parameter>();
+  let scratch = new Float32Array(0);
+  for (const [, mod] of model.namedModules()) {
+    if (mod instanceof Linear) {
+      const w = mod.weight;
+      let frozen = done.get(w) ?? (prepacked.has(w.data as F32) ? w : undefined);
+      if (!frozen) {
+        if (w.dtype !== 'float32')
+          throw new Error(`prepackForInference: a Linear weight is ${w.dtype}, not float32`);
+        const [n, k] = w.shape;
+        const size = lib.packedBSize(k, n);
+        if (size === k * n) {
+          // In place (out_features a multiple of the panel width), so that memory never holds both.
+          if (scratch.length < size) scratch = new Float32Array(size);
+          lib.packB(w.data as F32, k, n, true, scratch);
+          (w.data as F32).set(scratch.subarray(0, size));
+          prepacked.set(w.data as F32, { isa: activeIsa, k, n, panels: w.data as F32 });
+          w.requiresGrad = false;
+          frozen = w;
+        } else {
+          const panels = new Float32Array(size);
+          lib.packB(w.data as F32, k, n, true, panels);
+          const view = panels.subarray(0, k * n);
+          prepacked.set(view, { isa: activeIsa, k, n, panels });
+          frozen = new Parameter(new Tensor(view, w.shape), false);
+        }
+        done.set(w, frozen);
+      }
+      mod.weight = frozen;
+    }
+    for (const method of ['stateDict', 'loadStateDict'] as const) {
+      Object.defineProperty(mod, method, {
+        value: () => {
+          throw new Error(
+            `${method}: the model was pre-packed for inference (prepackForInference), its linear weights are no longer in their checkpoint layout; use a model as loaded`,
+          );
+        },
+        configurable: true,
+      });
+    }
+    const train = mod.train;
+    Object.defineProperty(mod, 'train', {
+      value(this: Module, mode = true) {
+        if (mode) {
+          throw new Error(
+            'train: the model was pre-packed for inference (prepackForInference) and cannot be trained; use a model as loaded',
+          );
+        }
+        return train.call(this, mode);
+      },
+      configurable: true,
+    });
+  }
+  return model;
 }
 
 const requested = process.env.GLIMPSE_BACKEND ?? '';
