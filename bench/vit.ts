@@ -96,7 +96,7 @@ export function vitBench(threads: number): PartResult {
   }
   const backend = status.loaded ? `native (${status.isa})` : 'js';
   notes.unshift(
-    `${threads} thread(s) each (onnxruntime intraOpNumThreads, torch.set_num_threads); glimpse backend ${backend}; best of 10 (batch 1) or 4 (batch 8) runs after a warm-up; RSS = peak of each process; glimpse keeps packed weights at batch 1 only (setPackedWeights)`,
+    `${threads} thread(s) each (onnxruntime intraOpNumThreads, torch.set_num_threads); glimpse backend ${backend}; best of 10 (batch 1) or 4 (batch 8) runs after a warm-up; RSS = peak of each process; glimpse linear weights pre-packed once in place (prepackForInference)`,
   );
   return { part: 'vit', rows, notes };
 }
