@@ -19,6 +19,7 @@ import type { BinaryOp, UnaryGradOp, UnaryOp } from './js/elementwise.js';
 import type { GemmArgs } from './js/gemm.js';
 import { jsKernels } from './js/index.js';
 import type { ReduceOp } from './js/reduce.js';
+import { markPrepacked } from './prepacked.js';
 import { Linear } from '../nn/linear.js';
 import { type Module, Parameter } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -769,6 +770,7 @@ export function prepackForInference<M extends Module>(model: M): M {
           lib.packB(w.data as F32, k, n, true, scratch);
           (w.data as F32).set(scratch.subarray(0, size));
           prepacked.set(w.data as F32, { isa: activeIsa, k, n, panels: w.data as F32 });
+          markPrepacked(w.data, 'native');
           w.requiresGrad = false;
           frozen = w;
         } else {
@@ -776,6 +778,7 @@ export function prepackForInference<M extends Module>(model: M): M {
           lib.packB(w.data as F32, k, n, true, panels);
           const view = panels.subarray(0, k * n);
           prepacked.set(view, { isa: activeIsa, k, n, panels });
+          markPrepacked(view, 'native');
           frozen = new Parameter(new Tensor(view, w.shape), false);
         }
         done.set(w, frozen);

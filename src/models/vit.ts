@@ -7,7 +7,7 @@
  */
 import { Conv2d } from '../nn/conv.js';
 import { normal_, truncNormal_ } from '../nn/init.js';
-import { DropPath, Dropout, LayerScale, type Mlp } from '../nn/layers.js';
+import { DropPath, Dropout, isDropping, isPlainLinear, LayerScale, Mlp } from '../nn/layers.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
 import { Identity, Module, ModuleList, Parameter, type StateDict, type TensorModule } from '../nn/module.js';
 import { scaledDotProductAttention } from '../ops/attention.js';
@@ -172,12 +172,13 @@ export class Attention extends Module {
     this.proj_drop = new Dropout(options.projDrop ?? 0);
   }
 
-  forward(x: Tensor, attentions?: Tensor[]): Tensor {
+  /** With `residual`: residual + attn(x), the add in proj's GEMM where no gradient is recorded. */
+  forward(x: Tensor, attentions?: Tensor[], residual?: Tensor): Tensor {
     const [B, N, C] = x.shape;
     const dropoutP = this.training ? this.attn_drop.p : 0;
     if (!attentions && dropoutP === 0) {
       // The common path: heads gathered and merged inside one op, no permuted copies in the graph.
-      return this.proj_drop.forward(this.proj.forward(qkvAttention(this.qkv.forward(x), this.numHeads)));
+      return this.project(qkvAttention(this.qkv.forward(x), this.numHeads), residual);
     }
     // One GEMM for q, k and v, one copy into head-major layout.
     const qkv = permute(
@@ -194,7 +195,15 @@ export class Attention extends Module {
       out = scaledDotProductAttention(q, k, v, { dropoutP });
     }
     const merged = reshape(transpose(out, 1, 2), [B, N, C]); // (B, N, C)
-    return this.proj_drop.forward(this.proj.forward(merged));
+    return this.project(merged, residual);
+  }
+
+  private project(merged: Tensor, residual: Tensor | undefined): Tensor {
+    if (residual && isPlainLinear(this.proj) && !isDropping(this.proj_drop)) {
+      return linear(merged, this.proj.weight, this.proj.bias, { residual });
+    }
+    const y = this.proj_drop.forward(this.proj.forward(merged));
+    return residual ? add(residual, y) : y;
   }
 }
 
@@ -238,6 +247,19 @@ export class Block extends Module {
   }
 
   forward(x: Tensor, attentions?: Tensor[]): Tensor {
+    if (
+      this.ls1 instanceof Identity &&
+      this.ls2 instanceof Identity &&
+      !isDropping(this.drop_path1) &&
+      !isDropping(this.drop_path2) &&
+      this.attn.forward === Attention.prototype.forward &&
+      this.mlp.forward === Mlp.prototype.forward
+    ) {
+      // Both residual adds inside the output GEMMs (attn.proj, mlp.fc2) when nothing records
+      // gradients; `a` is this block's own temporary, so fc2 may accumulate into it.
+      const a = this.attn.forward(this.norm1.forward(x), attentions, x);
+      return this.mlp.forward(this.norm2.forward(a), a, true);
+    }
     const a = add(
       x,
       this.drop_path1.forward(this.ls1.forward(this.attn.forward(this.norm1.forward(x), attentions))),

@@ -1,7 +1,8 @@
 /** Small building blocks every model uses: dropout, stochastic depth, LayerScale, Mlp, Embedding, activations. */
 import { full, zeros } from '../ops/creation.js';
 import { dropout, dropPath, embedding } from '../ops/dropout.js';
-import { gelu, mul, relu, sigmoid, silu, tanh } from '../ops/elementwise.js';
+import { add, gelu, mul, relu, sigmoid, silu, tanh } from '../ops/elementwise.js';
+import { linear } from '../ops/matmul.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { normal_ } from './init.js';
 import { Linear } from './linear.js';
@@ -125,10 +126,28 @@ export class Mlp extends Module implements TensorModule {
     this.drop2 = new Dropout(drop[1]);
   }
 
-  forward(x: Tensor): Tensor {
-    const h = this.drop1.forward(this.act.forward(this.fc1.forward(x)));
-    return this.drop2.forward(this.fc2.forward(this.norm.forward(h)));
+  /**
+   * With `residual`: residual + mlp(x). Where fc2 is a plain Linear and drop2 is inactive the add runs
+   * in fc2's GEMM when no gradient is recorded (see linear's `residual`, `overwriteResidual`).
+   */
+  forward(x: Tensor, residual?: Tensor, overwriteResidual = false): Tensor {
+    const h = this.norm.forward(this.drop1.forward(this.act.forward(this.fc1.forward(x))));
+    if (residual && isPlainLinear(this.fc2) && !isDropping(this.drop2)) {
+      return linear(h, this.fc2.weight, this.fc2.bias, { residual, overwriteResidual });
+    }
+    const y = this.drop2.forward(this.fc2.forward(h));
+    return residual ? add(residual, y) : y;
   }
+}
+
+/** A Linear whose forward is Linear's own (not a subclass that changes it), so F.linear may stand in. */
+export function isPlainLinear(m: Module): m is Linear {
+  return m instanceof Linear && m.forward === Linear.prototype.forward;
+}
+
+/** Whether a Dropout or DropPath changes its input now. */
+export function isDropping(m: Dropout | DropPath): boolean {
+  return m.training && (m instanceof Dropout ? m.p : m.dropProb) > 0;
 }
 
 /** nn.Embedding: a (numEmbeddings, embeddingDim) table drawn from N(0, 1), the padding row zeroed. */

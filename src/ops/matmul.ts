@@ -1,10 +1,11 @@
 /** Matrix products (torch.matmul semantics with batch broadcasting) and the fused linear layer. */
 import { kernels } from '../backend/backend.js';
+import { checkPrepacked } from '../backend/prepacked.js';
 import { isGradEnabled, record } from '../tensor/autograd.js';
 import { emptyFloat32 } from '../tensor/dtype.js';
 import { broadcastShapes, fmt, sizeOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { gelu, relu, sumToShape } from './elementwise.js';
+import { add, gelu, relu, sumToShape } from './elementwise.js';
 import { expand, reshape } from './shape.js';
 
 function requireFloat(t: Tensor, op: string): void {
@@ -27,6 +28,8 @@ export function gemmRaw(
   aBatched: boolean,
   bBatched: boolean,
 ): Float32Array {
+  checkPrepacked(a.data, 'matmul');
+  checkPrepacked(b.data, 'matmul');
   const c = emptyFloat32(batch * m * n);
   kernels().gemm({
     a: a.data as Float32Array,
@@ -101,6 +104,22 @@ export interface LinearOptions {
    * op, so autograd sees exactly relu/gelu(linear(x)).
    */
   activation?: 'relu' | 'gelu';
+  /**
+   * Added to the output (after the activation, if any): residual + linear(x), the same shape as the
+   * output. With no gradient to record the GEMM accumulates into a copy of it (beta = 1), saving the
+   * separate add's pass; otherwise it is the separate add.
+   */
+  residual?: Tensor;
+  /**
+   * With `residual` and no gradient to record: accumulate into the residual's own storage and return
+   * a tensor sharing it, skipping the copy. Only for a residual that nothing else reads afterwards.
+   */
+  overwriteResidual?: boolean;
+}
+
+// The GEMM must not write into storage it reads.
+function sharesStorage(r: Tensor, ...others: (Tensor | null | undefined)[]): boolean {
+  return others.some((t) => t !== null && t !== undefined && t.data.buffer === r.data.buffer);
 }
 
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options: LinearOptions = {}): Tensor {
@@ -119,16 +138,40 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== outF)) {
     throw new Error(`linear: bias ${fmt(bias.shape)} does not match weight ${fmt(weight.shape)}`);
   }
-  if (
-    activation &&
-    isGradEnabled() &&
-    (x.requiresGrad || weight.requiresGrad || (bias?.requiresGrad ?? false))
-  ) {
-    const y = linear(x, weight, bias);
-    return activation === 'gelu' ? gelu(y) : relu(y);
+  const outShape = [...x.shape.slice(0, -1), outF];
+  const residual = options.residual;
+  if (residual) {
+    requireFloat(residual, 'linear');
+    if (residual.ndim !== outShape.length || residual.shape.some((d, i) => d !== outShape[i])) {
+      throw new Error(
+        `linear: residual ${fmt(residual.shape)} does not match the output ${fmt(outShape)}; add it separately to broadcast`,
+      );
+    }
   }
+  // The GEMM's epilogue applies an activation after the accumulated C, so with both it stays separate.
+  if (
+    (activation && residual) ||
+    ((activation || residual) &&
+      isGradEnabled() &&
+      (x.requiresGrad ||
+        weight.requiresGrad ||
+        (bias?.requiresGrad ?? false) ||
+        (residual?.requiresGrad ?? false)))
+  ) {
+    const z = linear(x, weight, bias);
+    const y = activation === 'gelu' ? gelu(z) : activation === 'relu' ? relu(z) : z;
+    return residual ? add(residual, y) : y;
+  }
+  checkPrepacked(weight.data, 'linear');
   const rows = x.size / inF;
-  const c = emptyFloat32(rows * outF);
+  let c: Float32Array;
+  if (!residual) c = emptyFloat32(rows * outF);
+  else if (options.overwriteResidual && !sharesStorage(residual, x, weight, bias)) {
+    c = residual.data as Float32Array;
+  } else {
+    c = emptyFloat32(rows * outF);
+    c.set(residual.data as Float32Array);
+  }
   kernels().gemm({
     a: x.data as Float32Array,
     b: weight.data as Float32Array,
@@ -138,12 +181,13 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options:
     n: outF,
     k: inF,
     transB: true,
+    beta: residual ? 1 : 0,
     bias: bias ? (bias.data as Float32Array) : undefined,
     activation,
   });
-  if (activation) return new Tensor(c, [...x.shape.slice(0, -1), outF]);
+  if (activation || residual) return new Tensor(c, outShape);
   const parents = bias ? [x, weight, bias] : [x, weight];
-  return record(new Tensor(c, [...x.shape.slice(0, -1), outF]), 'linear', parents, (g) => [
+  return record(new Tensor(c, outShape), 'linear', parents, (g) => [
     x.requiresGrad
       ? new Tensor(gemmRaw(g, weight, 1, rows, inF, outF, false, false, false, false), x.shape)
       : null,
