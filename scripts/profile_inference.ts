@@ -2,14 +2,15 @@
  * Where a ViT-B/16 inference forward spends its time, kernel by kernel (the inference twin of
  * scripts/profile_train_step.ts):
  *
- *   node --import tsx scripts/profile_inference.ts [--model vit_base_patch16_224] [--batch 8] [--runs 3]
+ *   node --import tsx scripts/profile_inference.ts [--model vit_base_patch16_224] [--batch 8] [--runs 3] [--prepack]
  *
- * Random weights, eval mode, no gradients. Prints the best forward's wall time, then a second pass with
+ * Random weights, eval mode, no gradients; --prepack packs the linear weights first as bench/vit_worker.ts
+ * does (prepackForInference, native backend). Prints the best forward's wall time, then a second pass with
  * a timer around every kernel call: wall and process CPU time per kernel and the time outside kernels.
  */
 import { parseArgs } from 'node:util';
 import { getBackend, kernels } from '../src/backend/backend.js';
-import { nativeStatus } from '../src/backend/native.js';
+import { nativeStatus, prepackForInference } from '../src/backend/native.js';
 import { manualSeed, noGrad, randn } from '../src/index.js';
 import { createModel } from '../src/models/registry.js';
 
@@ -18,6 +19,7 @@ const { values } = parseArgs({
     model: { type: 'string', default: 'vit_base_patch16_224' },
     batch: { type: 'string', default: '8' },
     runs: { type: 'string', default: '3' },
+    prepack: { type: 'boolean', default: false },
   },
 });
 const batch = Number(values.batch);
@@ -43,6 +45,7 @@ for (const name of Object.keys(table)) {
 manualSeed(0);
 const model = createModel(values.model!);
 model.eval();
+if (values.prepack) prepackForInference(model);
 const x = randn([batch, 3, 224, 224]);
 const forward = () => noGrad(() => model.forward(x));
 forward();
@@ -60,7 +63,7 @@ timing = false;
 const inKernels = [...stats.values()].reduce((s, v) => s + v.ms, 0);
 const isa = nativeStatus().loaded ? nativeStatus().isa : 'none';
 process.stdout.write(
-  `${values.model} batch ${batch}, backend ${getBackend()} (${isa}): best forward ${best.toFixed(0)} ms = ${((1000 * batch) / best).toFixed(2)} images/s\n` +
+  `${values.model} batch ${batch}, backend ${getBackend()} (${isa})${values.prepack ? ', prepacked' : ''}: best forward ${best.toFixed(0)} ms = ${((1000 * batch) / best).toFixed(2)} images/s\n` +
     `timed pass ${total.toFixed(0)} ms: in kernels ${inKernels.toFixed(0)} ms, outside ${(total - inKernels).toFixed(0)} ms\n`,
 );
 for (const [name, s] of [...stats].sort((a, b) => b[1].ms - a[1].ms)) {
