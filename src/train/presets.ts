@@ -111,7 +111,7 @@ export const TRAIN_PRESETS: Record<string, TrainRecipe> = {
       'ResNet-18 layout at quarter width (16..128 channels) with a stride-1 stem, so its stages see 14x14 .. 2x2 maps of a 28x28 image; target >= 93%',
     model: 'resnet18',
     modelArgs: { channels: [16, 32, 64, 128], stem_channels: 32, stem_stride: 1 },
-    epochs: 12,
+    epochs: 15,
     lr: 3e-3,
     warmupEpochs: 1,
     weightDecay: 0.01,
