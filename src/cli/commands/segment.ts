@@ -263,7 +263,8 @@ export function register(program: Command): void {
           trainSize: int('--train-size', flags.trainSize),
           testSize: int('--test-size', flags.testSize),
           init: flags.init,
-          lr: flags.lr === undefined ? undefined : number('--lr', flags.lr, (v) => v > 0, 'a positive number'),
+          lr:
+            flags.lr === undefined ? undefined : number('--lr', flags.lr, (v) => v > 0, 'a positive number'),
           seed: number('--seed', flags.seed, (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer'),
           log: (line) => process.stderr.write(`${line}\n`),
         });
