@@ -9,10 +9,11 @@
  * a timer around every kernel call: wall and process CPU time per kernel and the time outside kernels.
  */
 import { parseArgs } from 'node:util';
-import { getBackend, kernels } from '../src/backend/backend.js';
+import { getBackend } from '../src/backend/backend.js';
 import { nativeStatus, prepackForInference } from '../src/backend/native.js';
 import { manualSeed, noGrad, randn } from '../src/index.js';
 import { createModel } from '../src/models/registry.js';
+import { installKernelTimers } from './kernel_timers.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,24 +24,7 @@ const { values } = parseArgs({
   },
 });
 const batch = Number(values.batch);
-const stats = new Map<string, { ms: number; calls: number }>();
-let timing = false;
-const table = kernels() as unknown as Record<string, (...args: unknown[]) => unknown>;
-for (const name of Object.keys(table)) {
-  const fn = table[name];
-  table[name] = (...args: unknown[]) => {
-    if (!timing) return fn(...args);
-    const t0 = performance.now();
-    try {
-      return fn(...args);
-    } finally {
-      const s = stats.get(name) ?? { ms: 0, calls: 0 };
-      s.ms += performance.now() - t0;
-      s.calls++;
-      stats.set(name, s);
-    }
-  };
-}
+const { stats, timing } = installKernelTimers();
 
 manualSeed(0);
 const model = createModel(values.model!);
@@ -55,11 +39,11 @@ for (let i = 0; i < Number(values.runs); i++) {
   forward();
   best = Math.min(best, performance.now() - t0);
 }
-timing = true;
+timing.on = true;
 const t0 = performance.now();
 forward();
 const total = performance.now() - t0;
-timing = false;
+timing.on = false;
 const inKernels = [...stats.values()].reduce((s, v) => s + v.ms, 0);
 const isa = nativeStatus().loaded ? nativeStatus().isa : 'none';
 process.stdout.write(

@@ -10,7 +10,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { getBackend, kernels } from '../src/backend/backend.js';
+import { getBackend } from '../src/backend/backend.js';
 import { nativeStatus } from '../src/backend/native.js';
 import { manualSeed, randint, randn } from '../src/index.js';
 import { createModel } from '../src/models/registry.js';
@@ -19,6 +19,7 @@ import { AdamW } from '../src/optim/adam.js';
 import { clipGradNorm_ } from '../src/optim/optimizer.js';
 import { paramGroupsWeightDecay } from '../src/optim/param_groups.js';
 import { getPreset } from '../src/train/presets.js';
+import { installKernelTimers } from './kernel_timers.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -37,30 +38,7 @@ const presets = positionals.length ? positionals : ['vit_fashion', 'resnet_fashi
 // Per-kernel wall and CPU time (all threads of the process; on a shared machine the CPU time is the
 // steadier figure): every entry of the resolved kernel table is wrapped in a timer, switched on only
 // for the breakdown pass, since reading the CPU clock around ~300 calls a step costs time of its own.
-const kernelMs = new Map<string, { ms: number; cpuMs: number; calls: number }>();
-const cpuNow = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-let timing = false;
-const table = kernels() as unknown as Record<string, (...args: unknown[]) => unknown>;
-for (const name of Object.keys(table)) {
-  const fn = table[name];
-  table[name] = (...args: unknown[]) => {
-    if (!timing) return fn(...args);
-    const t0 = performance.now();
-    const c0 = cpuNow();
-    try {
-      return fn(...args);
-    } finally {
-      const s = kernelMs.get(name) ?? { ms: 0, cpuMs: 0, calls: 0 };
-      s.cpuMs += cpuNow() - c0;
-      s.ms += performance.now() - t0;
-      s.calls++;
-      kernelMs.set(name, s);
-    }
-  };
-}
+const { stats: kernelMs, timing } = installKernelTimers();
 
 const results: Record<string, unknown> = {};
 for (const preset of presets) {
@@ -110,14 +88,14 @@ for (const preset of presets) {
   const cpuMs = (cpu.user + cpu.system) / 1000;
   // The breakdown: the same steps again with every kernel call timed.
   kernelMs.clear();
-  timing = true;
+  timing.on = true;
   const timedCpuStart = process.cpuUsage();
   const timedStart = performance.now();
   for (let s = 0; s < steps; s++) run();
   const timedTotal = performance.now() - timedStart;
   const timedCpu = process.cpuUsage(timedCpuStart);
   const timedCpuMs = (timedCpu.user + timedCpu.system) / 1000;
-  timing = false;
+  timing.on = false;
   const inKernels = [...kernelMs.values()].reduce((a, k) => a + k.ms, 0);
   const inKernelsCpu = [...kernelMs.values()].reduce((a, k) => a + k.cpuMs, 0);
   const perStep = (ms: number) => ms / steps;
