@@ -6,10 +6,19 @@
  *   image (B, C, H, W) → patches (B, N, D) → [cls, reg..., patches] + pos → blocks → norm → pool → head
  */
 import { Conv2d } from '../nn/conv.js';
-import { normal_, truncNormal_ } from '../nn/init.js';
-import { DropPath, Dropout, isDropping, isPlainLinear, LayerScale, Mlp } from '../nn/layers.js';
+import { kaimingNormal_, normal_, truncNormal_ } from '../nn/init.js';
+import { DropPath, Dropout, isDropping, isPlainLinear, LayerScale, Mlp, ReLU } from '../nn/layers.js';
 import { LayerNorm, Linear } from '../nn/linear.js';
-import { Identity, Module, ModuleList, Parameter, type StateDict, type TensorModule } from '../nn/module.js';
+import {
+  Identity,
+  Module,
+  ModuleList,
+  Parameter,
+  Sequential,
+  type StateDict,
+  type TensorModule,
+} from '../nn/module.js';
+import { BatchNorm2d } from '../nn/norm.js';
 import { scaledDotProductAttention } from '../ops/attention.js';
 import { zeros } from '../ops/creation.js';
 import { add, div, mul } from '../ops/elementwise.js';
@@ -66,6 +75,14 @@ export interface VitConfig {
   actLayer: 'gelu' | 'gelu_tanh';
   /** Bias in the patch projection (timm drops it with preNorm). */
   patchBias: boolean | null;
+  /**
+   * A convolutional stem in place of the patchify conv (Xiao et al. 2021, "Early convolutions help
+   * transformers see better"; the ViT paper's hybrid with a small CNN): one 3x3 conv + BatchNorm + ReLU
+   * per entry (its output channels), the last log2(patch_size) of them with stride 2, then a 1x1
+   * projection to embed_dim. Empty: timm's patchify conv. A glimpse option (`conv_stem`), named
+   * patch_embed.backbone.{i}.{conv,bn} and patch_embed.proj.
+   */
+  convStem: number[];
   weightInit: WeightInit;
 }
 
@@ -96,6 +113,7 @@ export const VIT_DEFAULTS: VitConfig = {
   normEps: 1e-6,
   actLayer: 'gelu',
   patchBias: null,
+  convStem: [],
   weightInit: '',
 };
 
@@ -112,6 +130,7 @@ export interface DeitConfig extends VitConfig {
  * GEMM over patch-major rows so the tokens come out (B, N, D) without a transpose.
  */
 export class PatchEmbed extends Module {
+  backbone: Sequential | null;
   proj: Conv2d;
   norm: TensorModule;
   readonly patchSize: number;
@@ -120,11 +139,26 @@ export class PatchEmbed extends Module {
     patchSize: number,
     readonly inChans: number,
     readonly embedDim: number,
-    options: { bias?: boolean; normEps?: number | null } = {},
+    options: { bias?: boolean; normEps?: number | null; convStem?: readonly number[] } = {},
   ) {
     super();
     this.patchSize = patchSize;
-    this.proj = new Conv2d(inChans, embedDim, patchSize, { stride: patchSize, bias: options.bias ?? true });
+    const stem = options.convStem ?? [];
+    if (stem.length) {
+      const halvings = Math.log2(patchSize);
+      if (!Number.isInteger(halvings) || halvings > stem.length) {
+        throw new Error(
+          `PatchEmbed: conv_stem of ${stem.length} convs cannot reach patch_size ${patchSize}; use a power of two <= 2^${stem.length}`,
+        );
+      }
+      this.backbone = new Sequential(
+        stem.map((c, i) => new ConvBnRelu(i ? stem[i - 1] : inChans, c, i >= stem.length - halvings ? 2 : 1)),
+      );
+      this.proj = new Conv2d(stem[stem.length - 1], embedDim, 1, { bias: options.bias ?? true });
+    } else {
+      this.backbone = null;
+      this.proj = new Conv2d(inChans, embedDim, patchSize, { stride: patchSize, bias: options.bias ?? true });
+    }
     this.norm = options.normEps ? new LayerNorm(embedDim, { eps: options.normEps }) : new Identity();
   }
 
@@ -139,6 +173,13 @@ export class PatchEmbed extends Module {
     }
     const gh = H / P;
     const gw = W / P;
+    if (this.backbone) {
+      // conv stem → (B, C', gh, gw); the 1x1 projection is one GEMM over channels-last rows
+      const f = this.backbone.forward(x);
+      const rows = permute(f, [0, 2, 3, 1]);
+      const w = reshape(this.proj.weight, [this.embedDim, f.shape[1]]);
+      return this.norm.forward(linear(rows, w, this.proj.bias)); // (B, gh, gw, D)
+    }
     // (B, C, gh, P, gw, P) → (B, gh, gw, C, P, P): each row is one patch in the conv weight's (C, P, P) order.
     const patches = reshape(permute(reshape(x, [B, C, gh, P, gw, P]), [0, 2, 4, 1, 3, 5]), [
       B,
@@ -148,6 +189,25 @@ export class PatchEmbed extends Module {
     ]);
     const w = reshape(this.proj.weight, [this.embedDim, C * P * P]);
     return this.norm.forward(linear(patches, w, this.proj.bias)); // (B, gh, gw, D)
+  }
+}
+
+/** 3x3 conv (no bias) + BatchNorm + ReLU: one layer of PatchEmbed's conv stem. */
+export class ConvBnRelu extends Module implements TensorModule {
+  conv: Conv2d;
+  bn: BatchNorm2d;
+  act: ReLU;
+
+  constructor(inChans: number, outChans: number, stride: number) {
+    super();
+    this.conv = new Conv2d(inChans, outChans, 3, { stride, padding: 1, bias: false });
+    kaimingNormal_(this.conv.weight, { mode: 'fan_out', nonlinearity: 'relu' });
+    this.bn = new BatchNorm2d(outChans);
+    this.act = new ReLU();
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.act.forward(this.bn.forward(this.conv.forward(x)));
   }
 }
 
@@ -356,7 +416,10 @@ export class VisionTransformer extends ImageClassifier {
     this.reg_token = cfg.regTokens > 0 ? new Parameter(normal_(zeros([1, cfg.regTokens, D]), 0, 1e-6)) : null;
     this.pos_embed = new Parameter(truncNormal_(zeros([1, embedLen, D]), 0.02));
     this.pos_drop = new Dropout(cfg.posDropRate);
-    this.patch_embed = new PatchEmbed(cfg.patchSize, cfg.inChans, D, { bias: cfg.patchBias ?? !cfg.preNorm });
+    this.patch_embed = new PatchEmbed(cfg.patchSize, cfg.inChans, D, {
+      bias: cfg.patchBias ?? !cfg.preNorm,
+      convStem: cfg.convStem,
+    });
     this.norm_pre = cfg.preNorm ? new LayerNorm(D, { eps: cfg.normEps }) : new Identity();
     this.blocks = new ModuleList(
       Array.from(

@@ -83,6 +83,29 @@ export const TRAIN_PRESETS: Record<string, TrainRecipe> = {
     ema: null,
     teacher: 'runs/resnet_fashion/model.safetensors',
   },
+  vit_fashion_convstem: {
+    ...FASHION,
+    description:
+      'the small ViT with a convolutional stem (3x3 convs of 24, 48 and 96 channels, the last two with stride 2, then a 1x1 projection) in place of its 4x4 patchify conv; target >= 91% test accuracy',
+    model: 'vit_tiny_patch16_224',
+    modelArgs: { ...SMALL_VIT, conv_stem: [24, 48, 96] },
+    epochs: 8,
+    lr: 1.5e-3,
+    warmupEpochs: 1,
+    ema: null,
+  },
+  deit_fashion_convstem_distilled: {
+    ...FASHION,
+    description:
+      'vit_fashion_convstem with a distillation token, taught by resnet_fashion_s1 (train that first)',
+    model: 'deit_tiny_distilled_patch16_224',
+    modelArgs: { ...SMALL_VIT, conv_stem: [24, 48, 96] },
+    epochs: 8,
+    lr: 1.5e-3,
+    warmupEpochs: 1,
+    ema: null,
+    teacher: 'runs/resnet_fashion_s1/model.safetensors',
+  },
   convmixer_fashion: {
     ...FASHION,
     description: 'ConvMixer-192/8, 2x2 patches, 5x5 depthwise kernels',
