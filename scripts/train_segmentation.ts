@@ -4,7 +4,8 @@
  *   node --import tsx scripts/train_segmentation.ts --preset fashion2d --out runs/seg_fashion2d --figures docs/segmentation
  *   node --import tsx scripts/train_segmentation.ts --preset shapes3d  --out runs/seg_shapes3d  --figures docs/segmentation
  *   node --import tsx scripts/train_segmentation.ts --preset fashion2d --weights runs/seg_fashion2d/model.safetensors --figures docs/segmentation
- *   (--init FILE continues from a checkpoint's weights with a fresh schedule; --lr sets its peak)
+ *   (--init FILE continues from a checkpoint (its weights and config) with a fresh schedule; --lr sets
+ *   its peak; --save-every N writes the checkpoint every N steps, default 50)
  *
  * Figures: test samples as [image | truth | prediction] overlays (2D) or axial/coronal/sagittal
  * slices of truth and prediction (3D), and a sliding-window run on inputs twice the training size
@@ -59,6 +60,7 @@ const { values } = parseArgs({
     'test-size': { type: 'string' },
     init: { type: 'string' },
     lr: { type: 'string' },
+    'save-every': { type: 'string' },
     seed: { type: 'string', default: '0' },
   },
 });
@@ -89,6 +91,7 @@ if (values.weights) {
     testSize: values['test-size'] ? Number(values['test-size']) : undefined,
     init: values.init,
     lr: values.lr ? Number(values.lr) : undefined,
+    saveEvery: values['save-every'] ? Number(values['save-every']) : undefined,
     seed,
     log,
   });

@@ -146,6 +146,12 @@ export async function loadPresetData(
   return loadShapes3d(split, { ...preset.dataOptions, length, seed });
 }
 
+/** A loaded checkpoint's config minus the loader's weightInit 'skip', which must not be saved on. */
+function withoutWeightInit(config: Record<string, unknown>): Record<string, unknown> {
+  const { weightInit: _, ...rest } = config;
+  return rest;
+}
+
 function normalize(x: Tensor, mean: number, std: number): Tensor {
   return noGrad(() => div(sub(x, mean), std));
 }
@@ -189,8 +195,10 @@ export interface TrainSegmentationOptions {
   batchSize?: number;
   /** Peak learning rate (default: the preset's). */
   lr?: number;
-  /** Start from the weights of this glimpse segmentation checkpoint (of the preset's model) instead of a fresh init. */
+  /** Start from this glimpse segmentation checkpoint (the preset's model kind, the checkpoint's own config) instead of a fresh init. */
   init?: string;
+  /** Steps between checkpoints within an epoch (default 50; one is also written after every epoch). */
+  saveEvery?: number;
   seed?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
@@ -225,6 +233,7 @@ export async function trainSegmentation(
   const batchSize = options.batchSize ?? preset.batchSize;
   const say = options.log ?? (() => {});
   const logEvery = options.logEvery ?? 10;
+  const saveEvery = options.saveEvery ?? 50;
   mkdirSync(options.out, { recursive: true });
   const logPath = join(options.out, 'log.jsonl');
   writeFileSync(logPath, '');
@@ -233,11 +242,10 @@ export async function trainSegmentation(
   const train = await loadPresetData(preset, 'train', { length: options.trainSize, seed });
   const test = await loadPresetData(preset, 'test', { length: options.testSize, seed });
   manualSeed(seed);
-  const model = createSegmentationModel(preset.model, preset.modelConfig);
-  if (options.init) {
-    const start = loadSegmentationCheckpoint(options.init, { kind: preset.model });
-    model.loadStateDict(start.model.stateDict());
-  }
+  // A checkpoint brings its own config, so that runs of an earlier preset size can be continued.
+  const start = options.init ? loadSegmentationCheckpoint(options.init, { kind: preset.model }) : null;
+  const model = start ? start.model : createSegmentationModel(preset.model, preset.modelConfig);
+  const modelConfig = start ? withoutWeightInit(start.info.config) : preset.modelConfig;
   model.train();
   const lrPeak = options.lr ?? preset.lr;
   const positionTables = model
@@ -261,7 +269,7 @@ export async function trainSegmentation(
   const hardware = describeHardware();
   const info = {
     kind: preset.model,
-    config: preset.modelConfig,
+    config: modelConfig,
     classes: [...train.classes],
     mean: preset.mean,
     std: preset.std,
@@ -323,6 +331,11 @@ export async function trainSegmentation(
         windowSteps = 0;
         windowStart = performance.now();
       }
+      if (step % saveEvery === 0 && b < stepsPerEpoch - 1)
+        saveSegmentationCheckpoint(checkpoint, model, {
+          ...info,
+          extra: { preset: presetName, epoch, step },
+        });
     }
     saveSegmentationCheckpoint(checkpoint, model, { ...info, extra: { preset: presetName, epoch, step } });
   }
