@@ -49,6 +49,8 @@ interface ResultRow {
   bestEpoch: number;
   emaAcc: number | null;
   wallMinutes: number;
+  /** Wall time of the training steps alone (the epochs' images over their measured images/s, no evaluation). */
+  trainMinutes?: number;
   /** Process CPU minutes (all threads): the work, whatever else ran on the machine. */
   cpuMinutes: number | null;
   /** Mean 1-minute load average over the epochs. */
@@ -90,11 +92,11 @@ function writeDoc(): void {
     '',
     `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, Node ${process.version}, native backend ${nativeStatus().loaded ? `loaded (${nativeStatus().isa})` : 'not loaded'}.`,
     '',
-    '| preset | model | params | epochs | test acc (best) | EMA acc | wall time | CPU time | load | backend, threads | command |',
-    '| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | --- | --- |',
+    '| preset | model | params | epochs | test acc (best) | EMA acc | wall time | of it training | CPU time | load | backend, threads | command |',
+    '| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | --- | --- |',
     ...Object.values(rows).map(
       (r) =>
-        `| ${r.preset} | ${r.model} | ${(r.params / 1e6).toFixed(2)}M | ${r.epochs} | ${pct(r.testAcc)} (${pct(r.bestTestAcc)} @${r.bestEpoch}) | ${pct(r.emaAcc)} | ${r.wallMinutes.toFixed(1)} min | ${r.cpuMinutes === null || r.cpuMinutes === undefined ? '-' : `${r.cpuMinutes.toFixed(1)} min`} | ${r.meanLoad === null || r.meanLoad === undefined ? '-' : r.meanLoad.toFixed(1)} | ${r.backend}, ${r.threads} | \`${r.command}\` |`,
+        `| ${r.preset} | ${r.model} | ${(r.params / 1e6).toFixed(2)}M | ${r.epochs} | ${pct(r.testAcc)} (${pct(r.bestTestAcc)} @${r.bestEpoch}) | ${pct(r.emaAcc)} | ${r.wallMinutes.toFixed(1)} min | ${r.trainMinutes === undefined ? '-' : `${r.trainMinutes.toFixed(1)} min`} | ${r.cpuMinutes === null || r.cpuMinutes === undefined ? '-' : `${r.cpuMinutes.toFixed(1)} min`} | ${r.meanLoad === null || r.meanLoad === undefined ? '-' : r.meanLoad.toFixed(1)} | ${r.backend}, ${r.threads} | \`${r.command}\` |`,
     ),
     '',
     ...Object.values(rows)
@@ -102,12 +104,16 @@ function writeDoc(): void {
       .map((r) => `![${r.preset} learning curves](training/${r.preset}.svg)`),
     '',
   ];
-  const vit = rows.vit_fashion;
-  const deit = rows.deit_fashion_distilled;
-  if (vit && deit && vit.epochs === deit.epochs) {
+  for (const [plain, distilled] of [
+    ['vit_fashion', 'deit_fashion_distilled'],
+    ['vit_fashion_convstem', 'deit_fashion_convstem_distilled'],
+  ]) {
+    const vit = rows[plain];
+    const deit = rows[distilled];
+    if (!vit || !deit || vit.epochs !== deit.epochs) continue;
     const delta = 100 * (deit.testAcc - vit.testAcc);
     lines.push(
-      `Distillation: the ViT with a ${deit.teacher ? basename(dirname(deit.teacher)) : 'CNN'} teacher reaches ${pct(deit.testAcc)} against ${pct(vit.testAcc)} without one (same architecture and ${vit.epochs} epochs): ${delta >= 0 ? '+' : ''}${delta.toFixed(2)} points.`,
+      `Distillation (${distilled} vs ${plain}): with a ${deit.teacher ? basename(dirname(deit.teacher)) : 'CNN'} teacher the ViT reaches ${pct(deit.testAcc)} against ${pct(vit.testAcc)} without one (same architecture and ${vit.epochs} epochs): ${delta >= 0 ? '+' : ''}${delta.toFixed(2)} points.`,
       '',
     );
   }
@@ -156,6 +162,11 @@ for (const name of presets) {
     bestEpoch: best.epoch + 1,
     emaAcc: last.eval_ema_acc ?? null,
     wallMinutes: history.reduce((s, h) => s + h.time_s, 0) / 60,
+    trainMinutes:
+      history.reduce(
+        (s, h, i) => s + ((h.step - (i ? history[i - 1].step : 0)) * recipe.batchSize) / h.images_per_s,
+        0,
+      ) / 60,
     cpuMinutes: history.every((h) => h.cpu_s !== undefined)
       ? history.reduce((s, h) => s + h.cpu_s!, 0) / 60
       : null,
