@@ -22,10 +22,10 @@ import { Module, ModuleList, type TensorModule } from '../nn/module.js';
 import { BatchNorm2d } from '../nn/norm.js';
 import { tensor } from '../ops/creation.js';
 import { cos, mul, neg, relu, sin } from '../ops/elementwise.js';
-import { matmul } from '../ops/matmul.js';
+import { bmm, matmul } from '../ops/matmul.js';
 import { avgPool2d, maxPool2d } from '../ops/pool.js';
 import { affineGrid, type GridSampleOptions, gridSample } from '../ops/resample.js';
-import { cat, flatten, reshape, slice } from '../ops/shape.js';
+import { cat, expand, flatten, reshape, slice } from '../ops/shape.js';
 import { noGrad } from '../tensor/autograd.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -291,6 +291,10 @@ export class SpatialTransformer extends Module implements TensorModule {
   readonly tpsGrid: number;
   private readonly sampleOptions: GridSampleOptions;
 
+  get alignCorners(): boolean {
+    return this.sampleOptions.alignCorners ?? false;
+  }
+
   constructor(options: SpatialTransformerOptions) {
     super();
     const transform = options.transform ?? 'affine';
@@ -400,6 +404,114 @@ export class SpatialTransformer extends Module implements TensorModule {
   /** The sampler alone: reads source (N, C, H, W) at grid (N, Ho, Wo, 2) with this layer's mode and padding. */
   sample(source: Tensor, grid: Tensor): Tensor {
     return gridSample(source, grid, this.sampleOptions);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.forwardWithTransform(x).output;
+  }
+}
+
+/** A row [0, 0, 1] that turns a (N, 2, 3) theta into its (N, 3, 3) homogeneous matrix. */
+const HOMOGENEOUS_ROW = tensor(Float32Array.of(0, 0, 1), [1, 1, 3]);
+
+/**
+ * The affine map T o S: theta (N, 2, 3) of sampling first through S (output -> intermediate), then
+ * through T (intermediate -> input), [A_T A_S, A_T t_S + t_T].
+ */
+export function composeThetas(outer: Tensor, inner: Tensor): Tensor {
+  if (
+    outer.ndim !== 3 ||
+    inner.ndim !== 3 ||
+    outer.shape[0] !== inner.shape[0] ||
+    outer.shape[1] !== 2 ||
+    outer.shape[2] !== 3 ||
+    inner.shape[1] !== 2 ||
+    inner.shape[2] !== 3
+  ) {
+    throw new Error(
+      `composeThetas: expected two (N, 2, 3) thetas, got ${fmt(outer.shape)} and ${fmt(inner.shape)}`,
+    );
+  }
+  const N = inner.shape[0];
+  return bmm(outer, cat([inner, expand(HOMOGENEOUS_ROW, [N, 1, 3])], 1));
+}
+
+/** What a series of transformers did: the composed transform, and each stage's own. */
+export interface SeriesTransformerOutput extends TransformerOutput {
+  /** Each stage's output (what the next stage's localization net sees), parameters and own theta. */
+  stages: TransformerOutput[];
+}
+
+/**
+ * Spatial transformers in series (an iterative ST): stage k + 1's localization net looks at what
+ * stages 1..k sampled, and its transform is composed with theirs. The source is sampled once, through
+ * the composed transform, so nothing blurs twice and what an earlier crop cut off stays reachable.
+ * A use: an 'attention' stage that centers and zooms, then an 'rts' stage that judges the item's
+ * orientation on that centered crop, where it is much easier to see than on the whole canvas.
+ */
+export class SeriesSpatialTransformer extends Module implements TensorModule {
+  stages: ModuleList<SpatialTransformer>;
+  readonly numStages: number;
+
+  constructor(stages: SpatialTransformer[]) {
+    super();
+    if (stages.length === 0) throw new Error('SeriesSpatialTransformer: needs at least one stage');
+    stages.forEach((st, k) => {
+      if (st.transform === 'tps') {
+        throw new Error(
+          `SeriesSpatialTransformer: stage ${k + 1} is 'tps'; stages must be affine-family (affine, attention, rts) to compose`,
+        );
+      }
+      const prev = stages[k - 1];
+      if (
+        prev &&
+        (st.inputSize[0] !== prev.outputSize[0] ||
+          st.inputSize[1] !== prev.outputSize[1] ||
+          st.inChannels !== prev.inChannels)
+      ) {
+        throw new Error(
+          `SeriesSpatialTransformer: stage ${k + 1} takes (${st.inChannels}, ${fmt(st.inputSize)}) but stage ${k} outputs (${prev.inChannels}, ${fmt(prev.outputSize)}); build each stage with inputSize = the previous outputSize`,
+        );
+      }
+    });
+    this.stages = new ModuleList(stages);
+    this.numStages = stages.length;
+  }
+
+  get outputSize(): [number, number] {
+    return this.stages.at(this.numStages - 1).outputSize;
+  }
+
+  get inputSize(): [number, number] {
+    return this.stages.at(0).inputSize;
+  }
+
+  forwardWithTransform(x: Tensor, source: Tensor = x): SeriesTransformerOutput {
+    const stages: TransformerOutput[] = [];
+    let view = x;
+    let theta: Tensor | null = null;
+    let grid: Tensor | null = null;
+    for (const [k, st] of this.stages.toArray().entries()) {
+      const params = st.predictParams(view);
+      const own = thetaFromParams(st.transform as Exclude<StTransform, 'tps'>, params);
+      theta = theta ? composeThetas(theta, own) : own;
+      const [ho, wo] = st.outputSize;
+      grid = affineGrid(theta, [x.shape[0], st.inChannels, ho, wo], { alignCorners: st.alignCorners });
+      const last = k === this.numStages - 1;
+      // the next stage's localization net sees x through everything so far; the last stage samples source
+      view = st.sample(last ? source : x, grid);
+      stages.push({ output: view, params, theta: own, grid });
+    }
+    return {
+      output: view,
+      params: cat(
+        stages.map((s) => s.params),
+        1,
+      ),
+      theta,
+      grid: grid as Tensor,
+      stages,
+    };
   }
 
   forward(x: Tensor): Tensor {

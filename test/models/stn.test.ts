@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { F, listBackends, manualSeed, nn, randn, tensor, withBackend } from '../../src/index.js';
 import {
+  composeThetas,
   identityParams,
   type LocalizationFeatures,
   MultiHeadSpatialTransformer,
+  SeriesSpatialTransformer,
   SpatialTransformer,
   type StTransform,
   StnClassifier,
@@ -294,6 +296,87 @@ describe('gradients of the whole ST layer (finite differences)', () => {
       maxChecks: 30,
       name: 'ST source',
     });
+  });
+});
+
+describe('SeriesSpatialTransformer (transformers in series)', () => {
+  const stage = (inputSize: number, outputSize: number, transform: StTransform) =>
+    new SpatialTransformer({
+      inChannels: 1,
+      inputSize: [inputSize, inputSize],
+      outputSize,
+      transform,
+      localization: 'mlp',
+      localizationOptions: { hidden: 4, downsample: 1 },
+    });
+
+  test('composeThetas: the composed grid is the inner grid mapped through the outer affine map', () => {
+    const outer = randn([3, 2, 3]);
+    const inner = randn([3, 2, 3]);
+    const size = [3, 1, 5, 4];
+    const composed = F.affineGrid(composeThetas(outer, inner), size);
+    const g = F.affineGrid(inner, size).data;
+    const o = outer.data;
+    const expected = new Float32Array(g.length);
+    for (let n = 0; n < 3; n++) {
+      for (let p = 0; p < 20; p++) {
+        const i = 2 * (n * 20 + p);
+        const [x, y] = [g[i], g[i + 1]];
+        expected[i] = o[6 * n] * x + o[6 * n + 1] * y + o[6 * n + 2];
+        expected[i + 1] = o[6 * n + 3] * x + o[6 * n + 4] * y + o[6 * n + 5];
+      }
+    }
+    assertClose(composed, tensor(expected, composed.shape), 1e-5, 'composed grid');
+  });
+
+  test('at init it is one resampling of the source (no double blur); stage 2 sees stage 1 output', () => {
+    const series = new SeriesSpatialTransformer([stage(12, 8, 'attention'), stage(8, 6, 'rts')]);
+    const x = randn([2, 1, 12, 12]);
+    const out = series.forwardWithTransform(x);
+    assert.deepEqual(out.output.shape, [2, 1, 6, 6]);
+    assert.deepEqual(out.params.shape, [2, 3 + 4]);
+    assertClose(out.output, F.interpolate(x, { size: [6, 6], mode: 'bilinear' }), 1e-5, 'identity');
+    assertClose(out.stages[0].output, F.interpolate(x, { size: [8, 8], mode: 'bilinear' }), 1e-5, 'stage 1');
+    assertClose(
+      out.theta as Tensor,
+      tensor(identityParams('affine'), [1, 2, 3]).expand([2, 2, 3]),
+      0,
+      'theta',
+    );
+  });
+
+  test("a stage's transform acts on the previous stage's frame: zoom 0.5 then shift 1 = shift 0.5", () => {
+    const series = new SeriesSpatialTransformer([stage(8, 8, 'attention'), stage(8, 8, 'attention')]);
+    const [s1, s2] = series.stages.toArray();
+    noGrad(() => {
+      (s1.fc_loc.bias as Tensor).data.set([0.5, 0, 0]);
+      (s2.fc_loc.bias as Tensor).data.set([1, 1, 0]);
+    });
+    const theta = series.forwardWithTransform(randn([1, 1, 8, 8])).theta as Tensor;
+    assertClose(theta, tensor(Float32Array.of(0.5, 0, 0.5, 0, 0.5, 0), [1, 2, 3]), 1e-7, 'theta');
+  });
+
+  test('gradients (finite differences) w.r.t. both stages and the input', () => {
+    manualSeed(6);
+    const series = new SeriesSpatialTransformer([stage(8, 6, 'attention'), stage(6, 4, 'rts')]);
+    for (const st of series.stages) perturbRegressor(st, 0.05);
+    const x = smoothImage(1, 1, 8, 8);
+    gradcheck((input) => series.forward(input), [x, ...series.parameters()], {
+      eps: 1e-3,
+      maxChecks: 30,
+      name: 'series ST',
+    });
+  });
+
+  test('errors: mismatched stage sizes, tps stages', () => {
+    assert.throws(
+      () => new SeriesSpatialTransformer([stage(12, 8, 'attention'), stage(10, 6, 'rts')]),
+      /stage 2 takes \(1, \[10, 10\]\) but stage 1 outputs \(1, \[8, 8\]\)/,
+    );
+    assert.throws(
+      () => new SeriesSpatialTransformer([stage(12, 8, 'attention'), stage(8, 6, 'tps')]),
+      /stage 2 is 'tps'/,
+    );
   });
 });
 
