@@ -2,7 +2,7 @@
  * Where a segmentation training step's time goes (forward, backward, optimizer) for a preset of
  * src/segment/train.ts on a random batch, with the time inside each kernel of the active backend.
  *
- *   node --import tsx scripts/profile_segment_step.ts [fashion2d|shapes3d] [--steps 3] [--batch N]
+ *   node --import tsx scripts/profile_segment_step.ts [fashion2d|shapes3d] [--steps 3] [--batch N] [--config JSON]
  *
  * Time not inside any kernel is the JS around them. The machine is shared: run it twice, and read
  * the CPU times (process CPU, all threads), which neighbours disturb far less than the wall times.
@@ -19,16 +19,17 @@ import { installKernelTimers } from './kernel_timers.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { steps: { type: 'string', default: '3' }, batch: { type: 'string' } },
+  options: { steps: { type: 'string', default: '3' }, batch: { type: 'string' }, config: { type: 'string' } },
 });
 const preset = getSegmentPreset(positionals[0] ?? 'shapes3d');
 const { stats, timing } = installKernelTimers();
 manualSeed(0);
-const model = createSegmentationModel(preset.model, preset.modelConfig);
+const config = { ...preset.modelConfig, ...(values.config ? JSON.parse(values.config) : {}) };
+const model = createSegmentationModel(preset.model, config);
 const B = values.batch ? Number(values.batch) : preset.batchSize;
 const spatial = modelInputSize(model);
-const inCh = (preset.modelConfig.inChans ?? preset.modelConfig.inChannels) as number;
-const classes = (preset.modelConfig.numClasses ?? preset.modelConfig.outChannels) as number;
+const inCh = (config.inChans ?? config.inChannels) as number;
+const classes = (config.numClasses ?? config.outChannels) as number;
 const x = randn([B, inCh, ...spatial]);
 const y = randint(0, classes, [B, ...spatial]);
 const opt = new AdamW(model.parameters(), { lr: 1e-3 });

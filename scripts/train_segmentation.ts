@@ -5,7 +5,8 @@
  *   node --import tsx scripts/train_segmentation.ts --preset shapes3d  --out runs/seg_shapes3d  --figures docs/segmentation
  *   node --import tsx scripts/train_segmentation.ts --preset fashion2d --weights runs/seg_fashion2d/model.safetensors --figures docs/segmentation
  *   (--init FILE continues from a checkpoint (its weights and config) with a fresh schedule; --lr sets
- *   its peak; --save-every N writes the checkpoint every N steps, default 50)
+ *   its peak; --save-every N writes the checkpoint every N steps, default 50; --config JSON replaces
+ *   entries of the preset's model config)
  *
  * Figures: test samples as [image | truth | prediction] overlays (2D) or axial/coronal/sagittal
  * slices of truth and prediction (3D), and a sliding-window run on inputs twice the training size
@@ -61,6 +62,7 @@ const { values } = parseArgs({
     init: { type: 'string' },
     lr: { type: 'string' },
     'save-every': { type: 'string' },
+    config: { type: 'string' },
     seed: { type: 'string', default: '0' },
   },
 });
@@ -92,6 +94,7 @@ if (values.weights) {
     init: values.init,
     lr: values.lr ? Number(values.lr) : undefined,
     saveEvery: values['save-every'] ? Number(values['save-every']) : undefined,
+    modelConfig: values.config ? JSON.parse(values.config) : undefined,
     seed,
     log,
   });

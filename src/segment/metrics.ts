@@ -107,6 +107,8 @@ export interface SegmentationSummary {
   /** Per class, the mean over images of HD95 in pixels/voxels (images with the class in both maps); empty without hd95. */
   hd95: number[];
   meanForegroundHd95: number;
+  /** Pixel counts, confusion[truth][predicted], pooled over the split: which classes are taken for which. */
+  confusion: number[][];
   images: number;
 }
 
@@ -117,6 +119,7 @@ export class SegmentationMetrics {
   private readonly imageDiceCount: Float64Array;
   private readonly hdSum: Float64Array;
   private readonly hdCount: Float64Array;
+  private readonly confusion: Float64Array;
   images = 0;
 
   constructor(
@@ -129,12 +132,14 @@ export class SegmentationMetrics {
     this.imageDiceCount = new Float64Array(n);
     this.hdSum = new Float64Array(n);
     this.hdCount = new Float64Array(n);
+    this.confusion = new Float64Array(n * n);
   }
 
   /** One image's predicted and true label maps, of spatial `shape` (needed for HD95). */
   update(pred: ArrayLike<number>, target: ArrayLike<number>, shape: readonly number[]): void {
     const n = this.classes.length;
-    const c = confusionCounts(pred, target, n);
+    const c = confusionCounts(pred, target, n); // validates the labels
+    for (let i = 0; i < pred.length; i++) this.confusion[target[i] * n + pred[i]]++;
     for (let k = 0; k < n; k++) {
       this.counts.tp[k] += c.tp[k];
       this.counts.fp[k] += c.fp[k];
@@ -177,6 +182,9 @@ export class SegmentationMetrics {
       meanForegroundImageDice: nanMean(imageDice.slice(1)),
       hd95,
       meanForegroundHd95: nanMean(hd95.slice(1)),
+      confusion: this.classes.map((_, t) =>
+        Array.from(this.confusion.subarray(t * this.classes.length, (t + 1) * this.classes.length)),
+      ),
       images: this.images,
     };
   }

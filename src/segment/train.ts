@@ -197,6 +197,8 @@ export interface TrainSegmentationOptions {
   lr?: number;
   /** Start from this glimpse segmentation checkpoint (the preset's model kind, the checkpoint's own config) instead of a fresh init. */
   init?: string;
+  /** Entries that replace the preset's model config (a fresh model only; --init brings its own). */
+  modelConfig?: Record<string, unknown>;
   /** Steps between checkpoints within an epoch (default 50; one is also written after every epoch). */
   saveEvery?: number;
   seed?: number;
@@ -244,8 +246,10 @@ export async function trainSegmentation(
   manualSeed(seed);
   // A checkpoint brings its own config, so that runs of an earlier preset size can be continued.
   const start = options.init ? loadSegmentationCheckpoint(options.init, { kind: preset.model }) : null;
-  const model = start ? start.model : createSegmentationModel(preset.model, preset.modelConfig);
-  const modelConfig = start ? withoutWeightInit(start.info.config) : preset.modelConfig;
+  const modelConfig = start
+    ? withoutWeightInit(start.info.config)
+    : { ...preset.modelConfig, ...options.modelConfig };
+  const model = start ? start.model : createSegmentationModel(preset.model, modelConfig);
   model.train();
   const lrPeak = options.lr ?? preset.lr;
   const positionTables = model
@@ -281,6 +285,7 @@ export async function trainSegmentation(
   record({
     type: 'start',
     init: options.init ?? null,
+    config: modelConfig,
     lr: lrPeak,
     preset: presetName,
     parameters: model.numParameters(),
@@ -359,6 +364,9 @@ export async function trainSegmentation(
     ...info,
     extra: { preset: presetName, epoch: epochs - 1, step, meanForegroundDice: summary.meanForegroundDice },
   });
+  say(
+    `test Dice per class: ${summary.classes.map((c, k) => `${c} ${summary.dice[k].toFixed(3)}`).join(', ')}`,
+  );
   say(
     `test: mean foreground Dice ${summary.meanForegroundDice.toFixed(4)} (per image ${summary.meanForegroundImageDice.toFixed(4)}), IoU ${summary.meanForegroundIou.toFixed(4)}, HD95 ${summary.meanForegroundHd95.toFixed(2)}; trained ${(trainSeconds / 60).toFixed(1)} min`,
   );

@@ -66,6 +66,12 @@ describe('Dice and IoU', () => {
     assert.ok(Math.abs(s.imageDice[1] - (1 + 2 / 3) / 2) < 1e-12);
     assert.ok(Math.abs(s.imageDice[2] - 2 / 3) < 1e-12);
     assert.deepEqual(s.hd95, []);
+    // rows truth, columns prediction: one a pixel taken for bg, one bg pixel for b
+    assert.deepEqual(s.confusion, [
+      [2, 0, 1],
+      [1, 3, 0],
+      [0, 0, 1],
+    ]);
   });
 
   test('labels outside the classes and length mismatches are errors', () => {
