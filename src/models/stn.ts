@@ -573,6 +573,11 @@ export interface StnClassifierOptions {
   /** Spatial transformers in front of the CNN: 0 (the CNN baseline), 1 (ST-CNN) or K (K x ST-CNN). */
   heads?: number;
   transform?: StTransform;
+  /**
+   * Transformers in series in front of the CNN (heads = 1 only): their transforms, first to last
+   * (default [transform]). ['attention', 'rts'] centers and zooms, then turns the centered crop.
+   */
+  stages?: readonly StTransform[];
   /** What the transformer samples (default inputSize). */
   stOutputSize?: number | readonly [number, number];
   localization?: 'conv' | 'mlp';
@@ -586,12 +591,27 @@ export interface StnClassifierOptions {
   batchNorm?: boolean;
 }
 
+/** Stages of one transformer series: the first sees the input, each next one the previous output. */
+function seriesOf(
+  stages: readonly StTransform[],
+  options: SpatialTransformerOptions,
+): SeriesSpatialTransformer {
+  const out = options.outputSize ?? options.inputSize;
+  const size: [number, number] = typeof out === 'number' ? [out, out] : [out[0], out[1]];
+  return new SeriesSpatialTransformer(
+    stages.map(
+      (transform, k) =>
+        new SpatialTransformer({ ...options, transform, inputSize: k === 0 ? options.inputSize : size }),
+    ),
+  );
+}
+
 /**
  * The CNN of the comparison, optionally behind spatial transformers: [ST x K] -> conv5 [-> bn] ->
  * pool -> relu -> conv3 [-> bn] -> pool -> relu -> fc -> relu -> head. The CNN baseline is heads = 0.
  */
 export class StnClassifier extends Module implements TensorModule {
-  st: SpatialTransformer | MultiHeadSpatialTransformer | null;
+  st: SpatialTransformer | MultiHeadSpatialTransformer | SeriesSpatialTransformer | null;
   conv1: Conv2d;
   bn1: BatchNorm2d | null;
   conv2: Conv2d;
@@ -617,12 +637,20 @@ export class StnClassifier extends Module implements TensorModule {
       localizationOptions: options.localizationOptions,
       tpsGrid: options.tpsGrid,
     };
+    const stages = options.stages ?? [stOptions.transform ?? 'affine'];
+    if (stages.length > 1 && heads !== 1) {
+      throw new Error(
+        `StnClassifier: transformers in series (stages ${stages.join(', ')}) need heads = 1, got heads = ${heads}`,
+      );
+    }
     this.st =
       heads === 0
         ? null
-        : heads === 1
-          ? new SpatialTransformer(stOptions)
-          : new MultiHeadSpatialTransformer(heads, stOptions);
+        : stages.length > 1
+          ? seriesOf(stages, stOptions)
+          : heads === 1
+            ? new SpatialTransformer(stOptions)
+            : new MultiHeadSpatialTransformer(heads, stOptions);
     this.numHeads = heads;
     const bodyChannels = Math.max(heads, 1) * inChannels;
     const [h, w] = this.st ? this.st.outputSize : options.inputSize;
@@ -663,7 +691,8 @@ export class StnClassifier extends Module implements TensorModule {
   /** Every transformer's output and transform for x (empty for the baseline). */
   transformers(x: Tensor): TransformerOutput[] {
     if (!this.st) return [];
-    if (this.st instanceof SpatialTransformer) return [this.st.forwardWithTransform(x)];
+    if (this.st instanceof SpatialTransformer || this.st instanceof SeriesSpatialTransformer)
+      return [this.st.forwardWithTransform(x)];
     return this.st.forwardHeads(x).heads;
   }
 

@@ -406,6 +406,38 @@ describe('StnClassifier', () => {
     assertClose(model.forward(F.slice(x, 0, 0, 1)), F.slice(a, 0, 0, 1), 1e-5, 'eval is per-sample');
   });
 
+  test("series ST-CNN (stages ['attention', 'rts']): logits, one composed transform, both stages learn", () => {
+    const model = new StnClassifier({
+      inputSize: [16, 16],
+      heads: 1,
+      stOutputSize: 12,
+      stages: ['attention', 'rts'],
+    });
+    const series = model.st as SeriesSpatialTransformer;
+    assert.ok(series instanceof SeriesSpatialTransformer);
+    assert.deepEqual(
+      series.stages.toArray().map((st) => [st.transform, ...st.inputSize]),
+      [
+        ['attention', 16, 16],
+        ['rts', 12, 12],
+      ],
+    );
+    const x = randn([4, 1, 16, 16]);
+    const [t] = model.transformers(x);
+    assert.deepEqual(t.theta?.shape, [4, 2, 3]);
+    F.crossEntropy(model.forward(x), tensor([0, 1, 2, 3], [4], 'int64')).backward();
+    for (const st of series.stages) {
+      assert.ok(
+        [...(st.fc_loc.weight.grad as Tensor).data].some((v) => v !== 0),
+        `${st.transform}: no gradient`,
+      );
+    }
+    assert.throws(
+      () => new StnClassifier({ inputSize: [16, 16], heads: 2, stages: ['attention', 'rts'] }),
+      /need heads = 1, got heads = 2/,
+    );
+  });
+
   test('the ST-CNN trains end to end: one step moves the localization regressor', () => {
     const model = new StnClassifier({ inputSize: [16, 16], heads: 1, stOutputSize: 12 });
     const x = randn([4, 1, 16, 16]);

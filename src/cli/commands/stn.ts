@@ -23,10 +23,15 @@ import { noGrad } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { evaluate, train } from '../../train/trainer.js';
 
-export type DemoModel = 'cnn' | 'st' | 'st2';
+export type DemoModel = 'cnn' | 'st' | 'st2' | 'st-series';
 
-const MODEL_HEADS: Record<DemoModel, number> = { cnn: 0, st: 1, st2: 2 };
-const MODEL_NAMES: Record<DemoModel, string> = { cnn: 'CNN', st: 'ST-CNN', st2: '2xST-CNN' };
+const MODEL_HEADS: Record<DemoModel, number> = { cnn: 0, st: 1, st2: 2, 'st-series': 1 };
+const MODEL_NAMES: Record<DemoModel, string> = {
+  cnn: 'CNN',
+  st: 'ST-CNN',
+  st2: '2xST-CNN',
+  'st-series': 'series ST-CNN',
+};
 
 export interface StnDemoOptions {
   trainSize: number;
@@ -96,6 +101,8 @@ function modelOptions(o: StnDemoOptions, model: DemoModel, hidden: number): StnC
     inputSize: [o.canvas, o.canvas],
     heads: MODEL_HEADS[model],
     transform: o.transform,
+    // an 'attention' transformer centers and zooms, a second one judges the orientation on its crop
+    stages: model === 'st-series' ? ['attention', o.transform] : undefined,
     stOutputSize: o.stOutput,
     hidden,
     batchNorm: o.batchNorm,
@@ -537,7 +544,11 @@ export function register(program: Command): void {
       'grow the training rotations linearly to +-60 degrees over this many epochs (all models alike; the test set is always +-60)',
       '0',
     )
-    .option('--models <list>', 'comma-separated subset of cnn,st,st2', 'cnn,st,st2')
+    .option(
+      '--models <list>',
+      'comma-separated subset of cnn,st,st2,st-series (an attention ST, then a --transform ST on its crop)',
+      'cnn,st,st2',
+    )
     .option('--seed <n>', 'seed of the data, initialization and order', '0')
     .option('--no-progress', 'no progress bar')
     .requiredOption('-o, --out <dir>', 'where results.json and stn_rectified.png go')
@@ -546,7 +557,7 @@ export function register(program: Command): void {
       const unknown = models.filter((m) => !(m in MODEL_HEADS));
       if (unknown.length || models.length === 0) {
         throw new Error(
-          `stn-demo: --models takes a comma-separated subset of cnn,st,st2, got '${flags.models}'`,
+          `stn-demo: --models takes a comma-separated subset of cnn,st,st2,st-series, got '${flags.models}'`,
         );
       }
       const transforms: StTransform[] = ['affine', 'attention', 'rts', 'tps'];
