@@ -7,15 +7,17 @@
  *     trains the ST-CNN and, before training and after every epoch, correlates each test image's
  *     gradient step on the transformer's angle (-dL/d angle) with the rotation left in its output:
  *     positive means the classifier's loss pulls items toward upright.
- *   node --import tsx scripts/stn_experiment.ts probe [steps]
+ *   node --import tsx scripts/stn_experiment.ts probe [steps] [canvas|crop]
  *     trains the ST's localization net alone, supervised, to regress the true angle (MSE), and
  *     prints the test RMS error of the angle it predicts, overall and per class: how well this
- *     localization net can tell orientation when it is told the answer.
+ *     localization net can tell orientation when it is told the answer. 'crop' gives it instead the
+ *     28x28 crop that centers and scales each item exactly (its rotation left in), as the second
+ *     stage of the series ST-CNN sees once the first stage is perfect.
  */
 import { loadDistortedFashionMnist } from '../src/data/distorted_fashion_mnist.js';
 import type { DistortedDataset } from '../src/data/distorted_fashion_mnist.js';
 import { F, manualSeed, optim } from '../src/index.js';
-import { type SpatialTransformer, StnClassifier } from '../src/models/stn.js';
+import { SpatialTransformer, StnClassifier } from '../src/models/stn.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { train } from '../src/train/trainer.js';
@@ -23,24 +25,32 @@ import { train } from '../src/train/trainer.js';
 const CANVAS = 42;
 const PLANE = CANVAS * CANVAS;
 
-/** Images (B, 1, 42, 42), labels (B,) and true angles in radians (B,). */
+/**
+ * Images (B, 1, 42, 42), labels (B,), true angles in radians (B,) and the thetas (B, 6) of the crops
+ * that center and scale each item exactly.
+ */
 function batchOf(
   dataset: DistortedDataset,
   indices: number[],
-): { x: Tensor; labels: Tensor; angles: Float32Array } {
+): { x: Tensor; labels: Tensor; angles: Float32Array; crops: Tensor } {
   const x = new Float32Array(indices.length * PLANE);
   const labels = new Float64Array(indices.length);
   const angles = new Float32Array(indices.length);
+  const crops = new Float32Array(indices.length * 6);
   indices.forEach((index, b) => {
     const sample = dataset.get(index);
     x.set(sample.image.data, b * PLANE);
     labels[b] = sample.label;
-    angles[b] = (dataset.distortion(index).angle * Math.PI) / 180;
+    const d = dataset.distortion(index);
+    angles[b] = (d.angle * Math.PI) / 180;
+    const k = (d.scale * 28) / CANVAS;
+    crops.set([k, 0, (2 * d.cx + 1) / CANVAS - 1, 0, k, (2 * d.cy + 1) / CANVAS - 1], 6 * b);
   });
   return {
     x: new Tensor(x, [indices.length, 1, CANVAS, CANVAS]),
     labels: new Tensor(labels, [indices.length]),
     angles,
+    crops: new Tensor(crops, [indices.length, 6]),
   };
 }
 
@@ -104,19 +114,27 @@ async function signal(epochs: number): Promise<void> {
   });
 }
 
-async function probe(steps: number): Promise<void> {
+async function probe(steps: number, view: 'canvas' | 'crop'): Promise<void> {
   const trainSet = await loadDistortedFashionMnist('train', { limit: 12000, seed: 0 });
   const testSet = await loadDistortedFashionMnist('test', { limit: 2000, seed: 1 });
   manualSeed(0);
-  const st = model().st as SpatialTransformer;
+  // the series ST-CNN's second stage: the same localization net at full resolution on a 28x28 crop
+  const st =
+    view === 'crop'
+      ? new SpatialTransformer({ inChannels: 1, inputSize: [28, 28], transform: 'rts' })
+      : (model().st as SpatialTransformer);
+  const cropper = new SpatialTransformer({ inChannels: 1, inputSize: [CANVAS, CANVAS], outputSize: 28 });
+  const input = (b: { x: Tensor; crops: Tensor }) =>
+    view === 'crop' ? noGrad(() => cropper.sample(b.x, cropper.gridFromParams(b.crops).grid)) : b.x;
   const optimizer = new optim.AdamW(st.parameters(), { lr: 3e-3, weightDecay: 0 });
   const test = batchOf(
     testSet,
     Array.from({ length: testSet.length }, (_, i) => i),
   );
+  const testInput = input(test);
   const report = (step: number) =>
     noGrad(() => {
-      const predicted = st.predictParams(test.x).data;
+      const predicted = st.predictParams(testInput).data;
       const byClass: number[][] = testSet.classes.map(() => []);
       for (let i = 0; i < testSet.length; i++) {
         byClass[testSet.label(i)].push(((predicted[4 * i] - test.angles[i]) * 180) / Math.PI);
@@ -129,8 +147,9 @@ async function probe(steps: number): Promise<void> {
   report(0);
   for (let step = 0; step < steps; step++) {
     const indices = Array.from({ length: 32 }, (_, i) => (step * 32 + i) % trainSet.length);
-    const { x, angles } = batchOf(trainSet, indices);
-    const angle = F.reshape(F.slice(st.predictParams(x), 1, 0, 1), [32]);
+    const batch = batchOf(trainSet, indices);
+    const angles = batch.angles;
+    const angle = F.reshape(F.slice(st.predictParams(input(batch)), 1, 0, 1), [32]);
     const loss = F.mean(F.square(F.sub(angle, new Tensor(angles, [32]))));
     optimizer.zeroGrad();
     loss.backward();
@@ -139,7 +158,8 @@ async function probe(steps: number): Promise<void> {
   }
 }
 
-const [what, n] = process.argv.slice(2);
+const [what, n, view] = process.argv.slice(2);
 if (what === 'signal') await signal(Number(n ?? 3));
-else if (what === 'probe') await probe(Number(n ?? 1500));
-else throw new Error('usage: scripts/stn_experiment.ts signal [epochs] | probe [steps]');
+else if (what === 'probe' && (view === undefined || view === 'canvas' || view === 'crop'))
+  await probe(Number(n ?? 1500), view ?? 'canvas');
+else throw new Error('usage: scripts/stn_experiment.ts signal [epochs] | probe [steps] [canvas|crop]');
