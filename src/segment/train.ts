@@ -212,8 +212,9 @@ export interface TrainSegmentationResult {
   model: SegmentationModel;
   checkpoint: string;
   summary: SegmentationSummary;
-  /** Seconds of training (without the final evaluation). */
+  /** Seconds of training (without the final evaluation), wall and process CPU. */
   trainSeconds: number;
+  trainCpuSeconds: number;
   evalSeconds: number;
   steps: number;
   hardware: string;
@@ -296,6 +297,12 @@ export async function trainSegmentation(
   });
 
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
+  /** Process CPU seconds (all threads) since training began: on a shared machine wall time says little. */
+  const cpuSeconds = () => {
+    const u = process.cpuUsage(cpuStarted);
+    return (u.user + u.system) / 1e6;
+  };
   let step = 0;
   for (let epoch = 0; epoch < epochs; epoch++) {
     const order = new Generator(deriveSeed(seed, epoch, 0x5e6)).shuffle(
@@ -327,6 +334,7 @@ export async function trainSegmentation(
           loss: windowLoss / windowSteps,
           samples_per_s: (windowSteps * batchSize) / seconds,
           elapsed_s: (performance.now() - started) / 1000,
+          cpu_s: cpuSeconds(),
         };
         record(r);
         say(
@@ -345,6 +353,7 @@ export async function trainSegmentation(
     saveSegmentationCheckpoint(checkpoint, model, { ...info, extra: { preset: presetName, epoch, step } });
   }
   const trainSeconds = (performance.now() - started) / 1000;
+  const trainCpuSeconds = cpuSeconds();
   const evalStart = performance.now();
   const summary = evaluateSegmentation(model, test, { mean: preset.mean, std: preset.std, hd95: true });
   const evalSeconds = (performance.now() - evalStart) / 1000;
@@ -353,6 +362,7 @@ export async function trainSegmentation(
     preset: presetName,
     steps: step,
     train_seconds: trainSeconds,
+    train_cpu_seconds: trainCpuSeconds,
     eval_seconds: evalSeconds,
     hardware,
     loadavg: loadavg(),
@@ -368,7 +378,7 @@ export async function trainSegmentation(
     `test Dice per class: ${summary.classes.map((c, k) => `${c} ${summary.dice[k].toFixed(3)}`).join(', ')}`,
   );
   say(
-    `test: mean foreground Dice ${summary.meanForegroundDice.toFixed(4)} (per image ${summary.meanForegroundImageDice.toFixed(4)}), IoU ${summary.meanForegroundIou.toFixed(4)}, HD95 ${summary.meanForegroundHd95.toFixed(2)}; trained ${(trainSeconds / 60).toFixed(1)} min`,
+    `test: mean foreground Dice ${summary.meanForegroundDice.toFixed(4)} (per image ${summary.meanForegroundImageDice.toFixed(4)}), IoU ${summary.meanForegroundIou.toFixed(4)}, HD95 ${summary.meanForegroundHd95.toFixed(2)}; trained ${(trainSeconds / 60).toFixed(1)} min (${(trainCpuSeconds / 60).toFixed(1)} CPU min)`,
   );
-  return { model, checkpoint, summary, trainSeconds, evalSeconds, steps: step, hardware };
+  return { model, checkpoint, summary, trainSeconds, trainCpuSeconds, evalSeconds, steps: step, hardware };
 }
