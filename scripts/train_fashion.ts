@@ -106,7 +106,7 @@ function writeDoc(): void {
   ];
   for (const [plain, distilled] of [
     ['vit_fashion', 'deit_fashion_distilled'],
-    ['vit_fashion_convstem', 'deit_fashion_convstem_distilled'],
+    ['vit_fashion_convstem_aug', 'deit_fashion_convstem_distilled'],
   ]) {
     const vit = rows[plain];
     const deit = rows[distilled];

@@ -4,7 +4,12 @@
  */
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { EMBEDDED_MODELS, type EmbeddedModelName, embeddedModelDir } from '../train/embedded.js';
+import {
+  EMBEDDED_MODELS,
+  EMBEDDED_PRESETS,
+  type EmbeddedModelName,
+  embeddedModelDir,
+} from '../train/embedded.js';
 import { getPreset } from '../train/presets.js';
 
 export type ModelSource =
@@ -51,7 +56,7 @@ export function embeddedModelSpec(name: EmbeddedModelName = 'vit_fashion'): Mode
       log: existsSync(log) ? log : undefined,
     };
   }
-  const preset = getPreset(name);
+  const preset = getPreset(EMBEDDED_PRESETS[name]);
   return {
     id: name,
     title: `${EMBEDDED_TITLES[name].replace(' (embedded)', '')} (untrained)`,

@@ -11,9 +11,15 @@ import { FASHION_MNIST_CLASSES } from '../data/fashion_mnist.js';
 import type { ImageClassifier, PretrainedConfig } from '../models/classifier.js';
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadTrainedModel } from './recipe.js';
 
-/** The shipped models: the small ViT (the default) and the same ViT distilled from the ResNet teacher. */
+/** The shipped models: the small conv-stem ViT (the default) and the same ViT distilled from a ResNet teacher. */
 export const EMBEDDED_MODELS = ['vit_fashion', 'deit_fashion_distilled'] as const;
 export type EmbeddedModelName = (typeof EMBEDDED_MODELS)[number];
+
+/** The training preset (src/train/presets.ts) each embedded model's weights came from. */
+export const EMBEDDED_PRESETS: Record<EmbeddedModelName, string> = {
+  vit_fashion: 'vit_fashion_convstem',
+  deit_fashion_distilled: 'deit_fashion_convstem_distilled',
+};
 
 const ASSETS = fileURLToPath(new URL('../../assets/', import.meta.url));
 

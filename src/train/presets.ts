@@ -86,7 +86,19 @@ export const TRAIN_PRESETS: Record<string, TrainRecipe> = {
   vit_fashion_convstem: {
     ...FASHION,
     description:
-      'the small ViT with a convolutional stem (3x3 convs of 24, 48 and 96 channels, the last two with stride 2, then a 1x1 projection) in place of its 4x4 patchify conv; target >= 91% test accuracy',
+      'the small ViT with a convolutional stem (3x3 convs of 24, 48 and 96 channels, the last two with stride 2, then a 1x1 projection) in place of its 4x4 patchify conv, no augmentation (it underfits in 8 epochs); target >= 91% test accuracy',
+    model: 'vit_tiny_patch16_224',
+    modelArgs: { ...SMALL_VIT, conv_stem: [24, 48, 96] },
+    epochs: 8,
+    lr: 1.5e-3,
+    warmupEpochs: 1,
+    augment: 'none',
+    ema: null,
+  },
+  vit_fashion_convstem_aug: {
+    ...FASHION,
+    description:
+      'vit_fashion_convstem with crop + flip augmentation (the plain twin of deit_fashion_convstem_distilled)',
     model: 'vit_tiny_patch16_224',
     modelArgs: { ...SMALL_VIT, conv_stem: [24, 48, 96] },
     epochs: 8,
