@@ -31,8 +31,11 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 interface PanelOptions {
   title: string;
   xLabel: string;
-  /** The corner the curves are least likely to cross (top-right for falling loss, bottom-right for rising accuracy). */
-  legend: 'top' | 'bottom';
+  /**
+   * The corner the curves are least likely to cross (top-right for falling loss, bottom-right for
+   * rising accuracy), or 'right': beside the plot, for long labels.
+   */
+  legend: 'top' | 'bottom' | 'right';
   yRange?: [number, number];
   /** Logarithmic x axis with ticks at the data's x values (training-set sizes). */
   logX?: boolean;
@@ -92,8 +95,8 @@ function panel(series: Series[], xOffset: number, options: PanelOptions): string
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${dash}/>`);
     for (const [x, y] of s.points)
       parts.push(`<circle cx="${sx(tx(x)).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${s.color}"/>`);
-    const ly = legend === 'top' ? M.top + 14 + 15 * i : M.top + ph - 8 - 15 * (series.length - 1 - i);
-    const lx = xOffset + M.left + pw - 100;
+    const ly = legend === 'bottom' ? M.top + ph - 8 - 15 * (series.length - 1 - i) : M.top + 14 + 15 * i;
+    const lx = legend === 'right' ? xOffset + M.left + pw + 14 : xOffset + M.left + pw - 100;
     parts.push(
       `<line x1="${lx}" x2="${lx + 18}" y1="${ly - 4}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"${dash}/>`,
     );
@@ -142,15 +145,19 @@ export function lineChartSvg(
     xLabel: string;
     logX?: boolean;
     yRange?: [number, number];
-    legend?: 'top' | 'bottom';
+    /** Default 'right': the legend beside the plot, the SVG widened to fit the longest label. */
+    legend?: 'top' | 'bottom' | 'right';
   },
 ): string {
   const colored = series.map((s, i) => ({ ...s, color: PALETTE[i % PALETTE.length] }));
+  const legend = options.legend ?? 'right';
+  // ~6.5 px per character at font-size 11, plus the swatch
+  const legendWidth = legend === 'right' ? 40 + 6.5 * Math.max(0, ...series.map((s) => s.label.length)) : 0;
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${Math.ceil(W + legendWidth)}" height="${H}" font-family="sans-serif" font-size="11">`,
     `<title>${esc(options.title)}</title>`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    panel(colored, 0, { legend: 'bottom', ...options }),
+    panel(colored, 0, { ...options, legend }),
     '</svg>',
     '',
   ].join('\n');

@@ -343,6 +343,31 @@ describe('logs and plots', () => {
     assertClose([(b - a) / (c - a)], [1 / Math.log10(60)], 1e-3);
     for (const tick of ['>1000<', '>10000<', '>60000<']) assert.ok(svg.includes(tick), tick);
   });
+
+  test('a line chart keeps long legend labels inside the picture, beside the plot', () => {
+    const label = 'ResNet-18 layout (convolutions)';
+    const svg = lineChartSvg(
+      [
+        {
+          label,
+          points: [
+            [1000, 0.8],
+            [60000, 0.93],
+          ],
+        },
+      ],
+      { title: 't', xLabel: 'x', logX: true },
+    );
+    const width = Number(svg.match(/width="(\d+)"/)![1]);
+    const text = svg.match(
+      new RegExp(`<text x="([\\d.]+)" y="[\\d.]+">${label.replace(/[()]/g, '\\$&')}</text>`),
+    );
+    assert.ok(text, 'legend label missing');
+    const x = Number(text[1]);
+    const plotRight = Math.max(...[...svg.matchAll(/<circle cx="([\d.]+)"/g)].map((m) => Number(m[1])));
+    assert.ok(x > plotRight, `legend at x=${x} overlaps the plot (right edge ${plotRight})`);
+    assert.ok(x + 6.5 * label.length <= width, `legend runs past the picture (${x} + label > ${width})`);
+  });
 });
 
 test('parameters of a model are trained in place (the optimizer sees the same tensors)', async () => {
