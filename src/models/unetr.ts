@@ -49,9 +49,9 @@ import { BatchNorm3d } from '../nn/norm.js';
 import { instanceNorm } from '../ops/batch_norm.js';
 import { conv3d } from '../ops/conv.js';
 import { zeros } from '../ops/creation.js';
-import { add } from '../ops/elementwise.js';
+import { add, leakyRelu } from '../ops/elementwise.js';
 import { cat, pad, permute, reshape, slice } from '../ops/shape.js';
-import { isGradEnabled, record } from '../tensor/autograd.js';
+import { isGradEnabled } from '../tensor/autograd.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { type FilteredCheckpoint, initLinearsTimm, resolveConfig } from './classifier.js';
@@ -140,29 +140,6 @@ export function conv3dInSlabs(x: Tensor, conv: Conv3d, maxColumnFloats = SLAB_CO
   return new Tensor(out, [N, Cout, D, H, W]);
 }
 
-/**
- * LeakyReLU in one pass each way. F.leakyRelu composes where(gt(x, 0), x, x·slope), which makes four
- * full-size tensors forward and four more backward; at full resolution those passes cost as much as
- * the convolutions' im2col.
- */
-export function fusedLeakyRelu(x: Tensor, negativeSlope = 0.01): Tensor {
-  if (x.dtype !== 'float32')
-    throw new Error(`fusedLeakyRelu: expected a float32 input, got ${x.dtype} ${fmt(x.shape)}`);
-  const xd = x.data as Float32Array;
-  const n = xd.length;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const v = xd[i];
-    out[i] = v > 0 ? v : v * negativeSlope;
-  }
-  return record(new Tensor(out, x.shape), 'leakyRelu', [x], (g) => {
-    const gd = g.data as Float32Array;
-    const gx = new Float32Array(n);
-    for (let i = 0; i < n; i++) gx[i] = xd[i] > 0 ? gd[i] : gd[i] * negativeSlope;
-    return [new Tensor(gx, x.shape)];
-  });
-}
-
 /** MONAI's Convolution with conv_only: a child named `conv` (Conv3d or ConvTranspose3d). */
 export class Convolution extends Module implements TensorModule {
   conv: Conv3d | ConvTranspose3d;
@@ -240,10 +217,10 @@ export class UnetResBlock extends Module implements TensorModule {
   }
 
   forward(x: Tensor): Tensor {
-    let y = fusedLeakyRelu(this.norm1.forward(this.conv1.forward(x)), 0.01);
+    let y = leakyRelu(this.norm1.forward(this.conv1.forward(x)), 0.01);
     y = this.norm2.forward(this.conv2.forward(y));
     const residual = this.conv3 && this.norm3 ? this.norm3.forward(this.conv3.forward(x)) : x;
-    return fusedLeakyRelu(add(y, residual), 0.01);
+    return leakyRelu(add(y, residual), 0.01);
   }
 }
 
@@ -269,8 +246,8 @@ export class UnetBasicBlock extends Module implements TensorModule {
   }
 
   forward(x: Tensor): Tensor {
-    const y = fusedLeakyRelu(this.norm1.forward(this.conv1.forward(x)), 0.01);
-    return fusedLeakyRelu(this.norm2.forward(this.conv2.forward(y)), 0.01);
+    const y = leakyRelu(this.norm1.forward(this.conv1.forward(x)), 0.01);
+    return leakyRelu(this.norm2.forward(this.conv2.forward(y)), 0.01);
   }
 }
 

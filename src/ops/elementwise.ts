@@ -290,8 +290,26 @@ export const floor = (x: Tensor) => unaryRaw('floor', x);
 export const ceil = (x: Tensor) => unaryRaw('ceil', x);
 export const round = (x: Tensor) => unaryRaw('round', x);
 
+/**
+ * LeakyReLU; float32 in one pass each way (composing where(gt(x, 0), x, x·slope) makes four
+ * full-size tensors forward and four more backward, as costly as a 3D conv's im2col at full
+ * resolution in UNETR), other dtypes by that composition.
+ */
 export function leakyRelu(x: Tensor, negativeSlope = 0.01): Tensor {
-  return where(gt(x, 0), x, mul(x, negativeSlope));
+  if (x.dtype !== 'float32') return where(gt(x, 0), x, mul(x, negativeSlope));
+  const xd = x.data as Float32Array;
+  const n = xd.length;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = xd[i];
+    out[i] = v > 0 ? v : v * negativeSlope;
+  }
+  return record(new Tensor(out, x.shape), 'leakyRelu', [x], (g) => {
+    const gd = g.data as Float32Array;
+    const gx = new Float32Array(n);
+    for (let i = 0; i < n; i++) gx[i] = xd[i] > 0 ? gd[i] : gd[i] * negativeSlope;
+    return [new Tensor(gx, x.shape)];
+  });
 }
 
 export function clamp(x: Tensor, min?: number | null, max?: number | null): Tensor {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { fusedLeakyRelu } from '../../src/models/unetr.js';
+import { leakyRelu as fusedLeakyRelu } from '../../src/ops/elementwise.js';
 import { randn, tensor } from '../../src/ops/creation.js';
 import { add, leakyRelu, mul } from '../../src/ops/elementwise.js';
 import { sum } from '../../src/ops/reduce.js';
