@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "simd.h"
 #include "train_kernels.h"
@@ -565,6 +566,64 @@ void col2imBatch(const float* cols, int64_t batch, int64_t channels, const Windo
   });
 }
 
+// 2-D max pooling with unit dilation (a ResNet stem's 3x3 / stride 2): the window bounds of every
+// output row and column are computed once per plane, and the inner search is branch-free (a select
+// for the value and one for the index, strict > so the first maximum wins, as in the general loop).
+// A window that holds a NaN is searched again by the general rule, so NaN semantics stay torch's.
+void maxPool2d(const float* x, int64_t planes, const Window& w, float* out, int32_t* indices, int threads) {
+  const int64_t H = w.inSize[1], W = w.inSize[2], OH = w.outSize[1], OW = w.outSize[2];
+  const int64_t L = OH * OW, taps = w.kernel[1] * w.kernel[2];
+  std::vector<int64_t> h0(OH), h1(OH), w0(OW), w1(OW);
+  for (int64_t oh = 0; oh < OH; oh++) {
+    const int64_t s = oh * w.stride[1] - w.padding[1];
+    h0[oh] = s < 0 ? 0 : s;
+    h1[oh] = tmin(s + w.kernel[1], H);
+  }
+  for (int64_t ow = 0; ow < OW; ow++) {
+    const int64_t s = ow * w.stride[2] - w.padding[2];
+    w0[ow] = s < 0 ? 0 : s;
+    w1[ow] = tmin(s + w.kernel[2], W);
+  }
+  splitFor(threads, planes, kGrain / (L * taps > 0 ? L * taps : 1) + 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; p++) {
+      const float* xp = x + p * H * W;
+      float* op = out + p * L;
+      int32_t* ip = indices + p * L;
+      for (int64_t oh = 0; oh < OH; oh++) {
+        for (int64_t ow = 0; ow < OW; ow++) {
+          float best = -INFINITY;
+          int32_t bestIdx = static_cast<int32_t>(h0[oh] * W + w0[ow]);
+          bool nan = false;
+          for (int64_t h = h0[oh]; h < h1[oh]; h++) {
+            const float* row = xp + h * W;
+            for (int64_t c = w0[ow]; c < w1[ow]; c++) {
+              const float v = row[c];
+              const bool gt = v > best;
+              best = gt ? v : best;
+              bestIdx = gt ? static_cast<int32_t>(h * W + c) : bestIdx;
+              nan |= v != v;
+            }
+          }
+          if (nan) {
+            // The first NaN in scan order wins.
+            for (int64_t h = h0[oh]; h < h1[oh] && !(best != best); h++) {
+              for (int64_t c = w0[ow]; c < w1[ow]; c++) {
+                if (xp[h * W + c] != xp[h * W + c]) {
+                  best = xp[h * W + c];
+                  bestIdx = static_cast<int32_t>(h * W + c);
+                  break;
+                }
+              }
+            }
+          }
+          op[oh * OW + ow] = best;
+          ip[oh * OW + ow] = bestIdx;
+        }
+      }
+    }
+  });
+}
+
 // Max pooling: padding never wins, NaN propagates (the first NaN's index), indices are flat positions
 // in the input plane; the search starts at the first in-bounds tap, as torch's.
 void maxPool(const float* x, int64_t planes, const Window& w, float* out, int32_t* indices, int threads) {
@@ -578,6 +637,10 @@ void maxPool(const float* x, int64_t planes, const Window& w, float* out, int32_
     if (p0 < 0) p0 += ((-p0 + dil - 1) / dil) * dil;
     return p0;
   };
+  if (D == 1 && w.kernel[0] == 1 && w.dilation[1] == 1 && w.dilation[2] == 1) {
+    maxPool2d(x, planes, w, out, indices, threads);
+    return;
+  }
   splitFor(threads, planes, kGrain / (L * taps > 0 ? L * taps : 1) + 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; p++) {
       const float* xp = x + p * inPlane;

@@ -97,8 +97,9 @@ const WIDE_CHUNK_FLOATS = 1 << 24;
 /**
  * A groups=1 convolution as one GEMM over a chunk of images: the columns of every image side by side
  * (im2colBatch), (K, n*L) with K = Cin * prod(kernel), so small feature maps (L = 1..49 in a ResNet's later stages)
- * still make one well-shaped GEMM instead of one tiny GEMM per image. The backward recomputes the
- * columns per chunk rather than keeping them.
+ * still make one well-shaped GEMM instead of one tiny GEMM per image. The backward reuses the forward's
+ * columns when one chunk holds the whole batch, and recomputes them per chunk otherwise (so memory stays
+ * bounded by one chunk).
  */
 function convWide(
   x: Tensor,
@@ -153,7 +154,8 @@ function convWide(
       const n = Math.min(chunk, N - n0);
       toWide(gyd.subarray(n0 * Cout * L, (n0 + n) * Cout * L), Cout, n, gyWide);
       if (gw) {
-        wideColumns(n0, n, wide);
+        // One chunk holds the whole batch: the forward's columns are still in `wide`.
+        if (chunk < N) wideColumns(n0, n, wide);
         // (Cout, K) += (Cout, n*L) @ (K, n*L)^T
         k.gemm({
           a: gyWide,

@@ -208,6 +208,7 @@ function maxPoolTests(): void {
     [5, window3d([1, 14, 14], [1, 3, 3], [1, 2, 2], [0, 1, 1], [1, 1, 1]), 'ResNet stem pool 14x14 k3 s2 p1'],
     [3, window3d([1, 9, 8], [1, 2, 3], [1, 2, 1], [0, 1, 1], [1, 2, 1]), 'dilated, anisotropic'],
     [2, window3d([3, 5, 5], [2, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1]), '3-D'],
+    [4, window3d([1, 7, 9], [1, 2, 2], [1, 2, 2], [0, 0, 0], [1, 1, 1]), '2x2 stride 2, odd sizes'],
   ];
   for (const [planes, win, what] of cases) {
     test(`maxPool: ${what}, with NaN and -Infinity`, () => {
@@ -215,7 +216,10 @@ function maxPoolTests(): void {
       const L = win.outSize[0] * win.outSize[1] * win.outSize[2];
       const x = rand(planes * inPlane);
       x[3] = Number.NaN;
+      x[4] = Number.NaN;
       x[inPlane + 1] = Number.NEGATIVE_INFINITY;
+      // Ties: the first maximum in scan order wins.
+      if (planes > 2) x.fill(2, 2 * inPlane, 2 * inPlane + Math.min(inPlane, 20));
       x.fill(Number.NEGATIVE_INFINITY, inPlane * (planes - 1));
       const out = [new Float32Array(planes * L), new Float32Array(planes * L)];
       const indices = [new Int32Array(planes * L), new Int32Array(planes * L)];
