@@ -18,6 +18,7 @@ export {
   type EvalResult,
   evaluate,
   type TrainOptions,
+  type TrainParamGroup,
   type TrainResult,
   train,
 } from './trainer.js';

@@ -24,7 +24,7 @@ import { argmax } from '../ops/reduce.js';
 import { AdamW } from '../optim/adam.js';
 import { clipGradNorm_ } from '../optim/optimizer.js';
 import { paramGroupsWeightDecay } from '../optim/param_groups.js';
-import { cosineSchedule, setLr } from '../optim/schedule.js';
+import { cosineSchedule, linearWarmup, setLr } from '../optim/schedule.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import {
@@ -64,6 +64,12 @@ export interface TrainOptions {
   warmupLr?: number;
   /** AdamW weight decay on weights; biases, norms and tokens are never decayed (default 0.05). */
   weightDecay?: number;
+  /**
+   * Parameters with a learning rate of their own: lrScale times the run's lr, on the run's schedule
+   * ('cosine', default) or held at the peak after the warmup ('constant'). Parameters in no group
+   * follow the run's lr. Weight decay applies as for every parameter.
+   */
+  paramGroups?: TrainParamGroup[];
   betas?: [number, number];
   eps?: number;
   /** Label smoothing of the hard targets (default 0); with Mixup it smooths the mixed targets. */
@@ -96,8 +102,25 @@ export interface TrainOptions {
   print?: (line: string) => void;
   /** Describes the run beyond the loop's settings (model id and overrides, dataset); saved and compared on resume. */
   meta?: Record<string, unknown>;
-  onStep?: (info: { epoch: number; batch: number; step: number; loss: number; lr: number }) => void;
+  onStep?: (info: {
+    epoch: number;
+    batch: number;
+    step: number;
+    loss: number;
+    lr: number;
+    /** The lr each of options.paramGroups had at this step (when given). */
+    groupLrs?: number[];
+  }) => void;
   onEpoch?: (record: EpochRecord) => void;
+}
+
+/** A set of parameters trained with its own learning rate (TrainOptions.paramGroups). */
+export interface TrainParamGroup {
+  params: Tensor[];
+  /** Multiplies the run's lr (default 1). */
+  lrScale?: number;
+  /** 'cosine' (default): the run's schedule; 'constant': the warmup, then the peak lr to the end. */
+  schedule?: 'cosine' | 'constant';
 }
 
 export interface EvalResult {
@@ -249,7 +272,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     warmupSteps: Math.round(warmupEpochs * stepsPerEpoch),
     warmupInitLr: warmupLr,
   });
-  const optimizer = new AdamW(paramGroupsWeightDecay(model, { weightDecay }), { lr, betas, eps });
+  const groups = splitParamGroups(paramGroupsWeightDecay(model, { weightDecay }), options.paramGroups ?? []);
+  const constantLr = linearWarmup({
+    baseLr: lr,
+    warmupSteps: Math.round(warmupEpochs * stepsPerEpoch),
+    warmupInitLr: warmupLr,
+  });
+  const optimizer = new AdamW(groups.optimizerGroups, { lr, betas, eps });
   const ema = options.ema ? new ModelEma(model, options.ema) : null;
   const parts = { model, optimizer, ema };
   const config: Record<string, unknown> = {
@@ -266,6 +295,15 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     labelSmoothing,
     clipGrad,
     mixup: options.mixup ?? null,
+    ...(options.paramGroups
+      ? {
+          paramGroups: options.paramGroups.map((g) => ({
+            size: g.params.length,
+            lrScale: g.lrScale ?? 1,
+            schedule: g.schedule ?? 'cosine',
+          })),
+        }
+      : {}),
     ema: options.ema ?? null,
     distillation: teacher ? 'hard' : null,
     seed,
@@ -321,6 +359,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     manualSeed(deriveSeed(seed, step, 0x57e9));
     const stepLr = schedule(step);
     setLr(optimizer, stepLr);
+    for (const i of groups.constant) {
+      const g = optimizer.paramGroups[i];
+      g.lr = constantLr(step) * (g.lrScale ?? 1);
+    }
     const target = batch.targets ?? batch.labels;
     const ceOptions = batch.targets ? {} : { labelSmoothing };
     let logits: Tensor;
@@ -351,6 +393,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     ema?.update(model, step);
     return { loss: value, correct: noGrad(() => countCorrect(logits, batch.labels)), lr: stepLr };
   };
+  const groupLrs = () =>
+    groups.firstOfUserGroup.map((i) => (i < 0 ? Number.NaN : optimizer.paramGroups[i].lr));
 
   model.train();
   for (let epoch = position.epoch; epoch < epochs; epoch++) {
@@ -396,7 +440,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (outDir && checkpointEvery > 0 && step % checkpointEvery === 0) {
         saveTrainingCheckpoint(ckptPath, parts, { epoch, batch: batch.batch + 1, step, running }, config);
       }
-      options.onStep?.({ epoch, batch: batch.batch, step, loss: r.loss, lr: r.lr });
+      options.onStep?.({
+        epoch,
+        batch: batch.batch,
+        step,
+        loss: r.loss,
+        lr: r.lr,
+        ...(options.paramGroups ? { groupLrs: groupLrs() } : {}),
+      });
     }
     const trainSeconds = (performance.now() - epochStart) / 1000;
     progress.stop();
@@ -457,6 +508,64 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
   }
   return { history, steps: step, files };
+}
+
+/**
+ * The optimizer's groups: each weight-decay group split by TrainOptions.paramGroups (the rest keep the
+ * run's lr), empty ones dropped. `constant` lists the optimizer groups on the constant schedule,
+ * `firstOfUserGroup[k]` an optimizer group that holds user group k's parameters (-1: none trainable).
+ */
+function splitParamGroups(
+  decayGroups: Array<{ params: Tensor[]; weightDecay: number }>,
+  userGroups: TrainParamGroup[],
+): {
+  optimizerGroups: Array<{ params: Tensor[]; weightDecay: number; lrScale?: number }>;
+  constant: number[];
+  firstOfUserGroup: number[];
+} {
+  const owner = new Map<Tensor, number>();
+  userGroups.forEach((g, k) => {
+    checkNumber(`paramGroups[${k}].lrScale`, g.lrScale ?? 1, (v) => v >= 0 && Number.isFinite(v), '>= 0');
+    if (g.schedule !== undefined && g.schedule !== 'cosine' && g.schedule !== 'constant') {
+      throw new Error(
+        `train: paramGroups[${k}].schedule must be 'cosine' or 'constant', got '${g.schedule}'`,
+      );
+    }
+    for (const p of g.params) {
+      if (owner.has(p)) {
+        throw new Error(
+          `train: a parameter is in paramGroups[${owner.get(p)}] and paramGroups[${k}]; each may be in one group`,
+        );
+      }
+      owner.set(p, k);
+    }
+  });
+  const trainable = new Set(decayGroups.flatMap((g) => g.params));
+  const foreign = [...owner.keys()].filter((p) => !trainable.has(p)).length;
+  if (foreign > 0) {
+    throw new Error(
+      `train: ${foreign} tensor(s) in paramGroups are not trainable parameters of the model; pass the model's own parameters`,
+    );
+  }
+  const optimizerGroups: Array<{ params: Tensor[]; weightDecay: number; lrScale?: number }> = [];
+  const constant: number[] = [];
+  const firstOfUserGroup = userGroups.map(() => -1);
+  for (const dg of decayGroups) {
+    for (let k = -1; k < userGroups.length; k++) {
+      const params = dg.params.filter((p) => (owner.get(p) ?? -1) === k);
+      if (params.length === 0 && !(k === -1 && userGroups.length === 0)) continue;
+      if (k >= 0) {
+        if (firstOfUserGroup[k] < 0) firstOfUserGroup[k] = optimizerGroups.length;
+        if (userGroups[k].schedule === 'constant') constant.push(optimizerGroups.length);
+      }
+      optimizerGroups.push(
+        k >= 0
+          ? { params, weightDecay: dg.weightDecay, lrScale: userGroups[k].lrScale ?? 1 }
+          : { params, weightDecay: dg.weightDecay },
+      );
+    }
+  }
+  return { optimizerGroups, constant, firstOfUserGroup };
 }
 
 function formatEpoch(r: EpochRecord, epochs: number): string {

@@ -5,6 +5,7 @@ import {
   composeThetas,
   identityParams,
   type LocalizationFeatures,
+  MomentLocalization,
   MultiHeadSpatialTransformer,
   SeriesSpatialTransformer,
   SpatialTransformer,
@@ -103,7 +104,7 @@ describe('the whole ST layer (conv localization) against torch on every backend:
 describe('SpatialTransformer at init is the identity', () => {
   for (const transform of TRANSFORMS) {
     for (const alignCorners of [false, true]) {
-      for (const localization of ['conv', 'mlp'] as const) {
+      for (const localization of ['conv', 'mlp', 'moments'] as const) {
         test(`${transform}, ${localization} localization, alignCorners=${alignCorners}: output equals input`, () => {
           const st = new SpatialTransformer({
             inChannels: 2,
@@ -296,6 +297,143 @@ describe('gradients of the whole ST layer (finite differences)', () => {
       maxChecks: 30,
       name: 'ST source',
     });
+  });
+});
+
+describe("MomentLocalization ('moments', coordinate-aware)", () => {
+  /** A positive elongated blob (2:1) turned by `angle` (radians, y down) around (cx, cy), pixel units. */
+  function blob(h: number, w: number, angle: number, cx: number, cy: number): Float32Array {
+    const out = new Float32Array(h * w);
+    const [c, s] = [Math.cos(angle), Math.sin(angle)];
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const [dx, dy] = [x - cx, y - cy];
+        const [u, v] = [c * dx + s * dy, -s * dx + c * dy];
+        out[y * w + x] = Math.exp(-(u * u) / 18 - (v * v) / 4.5);
+      }
+    }
+    return out;
+  }
+
+  /** Both convs pass their single channel through unchanged (center tap 1, bias 0). */
+  function passThrough(loc: MomentLocalization): void {
+    noGrad(() => {
+      for (const conv of [loc.conv1, loc.conv2]) {
+        conv.weight.data.fill(0);
+        conv.weight.data[(conv.weight.size - 1) / 2] = 1;
+        (conv.bias as Tensor).data.fill(0);
+      }
+    });
+  }
+
+  for (const weighting of ['relu', 'softmax'] as const) {
+    test(`${weighting} weighting: mass, centroid and second central moments of the map, in normalized coordinates`, () => {
+      const [h, w] = [16, 20];
+      const loc = new MomentLocalization(1, [h, w], { channels: [1, 1], pool: 1, weighting });
+      passThrough(loc);
+      const img = blob(h, w, 0.5, 11.5, 6);
+      const f = loc.moments(tensor(img, [1, 1, h, w])).data;
+      assert.equal(f.length, 6);
+      // expected, in float64
+      const weights = Array.from(img, (v) => (weighting === 'relu' ? v : Math.exp(v)));
+      const total = weights.reduce((a, v) => a + v, 0);
+      const m = { x: 0, y: 0, xx: 0, yy: 0, xy: 0 };
+      weights.forEach((v, i) => {
+        const x = (2 * (i % w) + 1) / w - 1;
+        const y = (2 * Math.floor(i / w) + 1) / h - 1;
+        const p = v / (weighting === 'relu' ? total + 1e-3 * h * w : total);
+        m.x += p * x;
+        m.y += p * y;
+        m.xx += p * x * x;
+        m.yy += p * y * y;
+        m.xy += p * x * y;
+      });
+      const mass = weighting === 'relu' ? total / (h * w) + 1e-3 : Math.log(total / (h * w));
+      const expected = [
+        mass,
+        m.x,
+        m.y,
+        4 * (m.xx - m.x * m.x),
+        4 * (m.yy - m.y * m.y),
+        4 * (m.xy - m.x * m.y),
+      ];
+      assertClose(tensor(Float32Array.from(f)), tensor(Float32Array.from(expected)), 1e-4, 'moments');
+    });
+  }
+
+  test("the second moments give the item's orientation (principal axis), wherever it is", () => {
+    const n = 32;
+    const loc = new MomentLocalization(1, [n, n], { channels: [1, 1], pool: 1 });
+    passThrough(loc);
+    for (const [angle, cx, cy] of [
+      [0.6, 10, 20],
+      [-0.9, 20, 12],
+      [0.2, 16, 16],
+    ]) {
+      // bright, so the relu weighting's epsilon is negligible
+      const img = blob(n, n, angle, cx, cy).map((v) => 100 * v);
+      const f = loc.moments(tensor(img, [1, 1, n, n])).data;
+      // square canvas: normalized coordinates are pixel coordinates times 2 / n
+      assertClose(
+        tensor([f[1], f[2]]),
+        tensor([(2 * cx + 1) / n - 1, (2 * cy + 1) / n - 1]),
+        2e-3,
+        'centroid',
+      );
+      const axis = 0.5 * Math.atan2(2 * f[5], f[3] - f[4]);
+      assert.ok(Math.abs(axis - angle) < 0.02, `axis ${axis} for angle ${angle}`);
+    }
+  });
+
+  for (const weighting of ['relu', 'softmax'] as const) {
+    test(`gradients of the whole ST layer with it (${weighting}): every localization parameter, fc_loc and the input`, () => {
+      manualSeed(6);
+      const st = new SpatialTransformer({
+        inChannels: 1,
+        inputSize: [8, 8],
+        outputSize: [4, 4],
+        transform: 'rts',
+        localization: 'moments',
+        localizationOptions: { channels: [3, 4], hidden: 4, pool: 1, weighting },
+      });
+      const loc = st.localization as MomentLocalization;
+      assert.ok(loc instanceof MomentLocalization);
+      // lifted biases keep every relu away from its kink, which finite differences would straddle
+      noGrad(() => {
+        for (const conv of [loc.conv1, loc.conv2]) (conv.bias as Tensor).data.fill(10);
+      });
+      perturbRegressor(st, 0.05);
+      const x = smoothImage(2, 1, 8, 8);
+      gradcheck((input) => st.forward(input), [x, ...st.parameters()], {
+        eps: 1e-3,
+        maxChecks: 40,
+        name: `ST moments ${weighting}`,
+      });
+    });
+  }
+
+  test('sizes, the ST-CNN with it, errors', () => {
+    const st = new SpatialTransformer({ inChannels: 1, inputSize: [42, 42], localization: 'moments' });
+    const loc = st.localization as MomentLocalization;
+    // conv5(1 -> 8), conv3(8 -> 16), fc(6 * 16 -> 32)
+    assert.equal(loc.numParameters(), 8 * 25 + 8 + 16 * 72 + 16 + 96 * 32 + 32);
+    assert.deepEqual(loc.moments(randn([2, 1, 42, 42])).shape, [2, 96]);
+    const model = new StnClassifier({
+      inputSize: [42, 42],
+      heads: 1,
+      transform: 'rts',
+      stOutputSize: 28,
+      localization: 'moments',
+    });
+    assert.deepEqual(model.forward(randn([2, 1, 42, 42])).shape, [2, 10]);
+    assert.throws(
+      () => new SpatialTransformer({ inChannels: 1, inputSize: [8, 8], localization: 'sift' as 'conv' }),
+      /unknown localization 'sift'; use one of conv, mlp, moments/,
+    );
+    assert.throws(
+      () => new MomentLocalization(1, [3, 3], { pool: 4 }),
+      /MomentLocalization: input \[3, 3\] is too small for downsample 1 and pool 4/,
+    );
   });
 });
 
