@@ -7,12 +7,13 @@
  *     trains the ST-CNN and, before training and after every epoch, correlates each test image's
  *     gradient step on the transformer's angle (-dL/d angle) with the rotation left in its output:
  *     positive means the classifier's loss pulls items toward upright.
- *   node --import tsx scripts/stn_experiment.ts probe [steps] [canvas|crop]
+ *   node --import tsx scripts/stn_experiment.ts probe [steps] [canvas|crop] [conv|moments|moments-softmax]
  *     trains the ST's localization net alone, supervised, to regress the true angle (MSE), and
  *     prints the test RMS error of the angle it predicts, overall and per class: how well this
  *     localization net can tell orientation when it is told the answer. 'crop' gives it instead the
  *     28x28 crop that centers and scales each item exactly (its rotation left in), as the second
- *     stage of the series ST-CNN sees once the first stage is perfect.
+ *     stage of the series ST-CNN sees once the first stage is perfect. 'moments' swaps the demo's
+ *     conv localization for the coordinate-aware MomentLocalization (relu or softmax weighting).
  */
 import { loadDistortedFashionMnist } from '../src/data/distorted_fashion_mnist.js';
 import type { DistortedDataset } from '../src/data/distorted_fashion_mnist.js';
@@ -114,15 +115,27 @@ async function signal(epochs: number): Promise<void> {
   });
 }
 
-async function probe(steps: number, view: 'canvas' | 'crop'): Promise<void> {
+type ProbeNet = 'conv' | 'moments' | 'moments-softmax';
+
+async function probe(steps: number, view: 'canvas' | 'crop', net: ProbeNet): Promise<void> {
   const trainSet = await loadDistortedFashionMnist('train', { limit: 12000, seed: 0 });
   const testSet = await loadDistortedFashionMnist('test', { limit: 2000, seed: 1 });
   manualSeed(0);
   // the series ST-CNN's second stage: the same localization net at full resolution on a 28x28 crop
+  const size = view === 'crop' ? 28 : CANVAS;
   const st =
-    view === 'crop'
-      ? new SpatialTransformer({ inChannels: 1, inputSize: [28, 28], transform: 'rts' })
-      : (model().st as SpatialTransformer);
+    net !== 'conv'
+      ? new SpatialTransformer({
+          inChannels: 1,
+          inputSize: [size, size],
+          transform: 'rts',
+          localization: 'moments',
+          localizationOptions: { weighting: net === 'moments' ? 'relu' : 'softmax' },
+        })
+      : view === 'crop'
+        ? new SpatialTransformer({ inChannels: 1, inputSize: [28, 28], transform: 'rts' })
+        : (model().st as SpatialTransformer);
+  console.log(`${net} localization on the ${view}: ${st.localization.numParameters()} parameters`);
   const cropper = new SpatialTransformer({ inChannels: 1, inputSize: [CANVAS, CANVAS], outputSize: 28 });
   const input = (b: { x: Tensor; crops: Tensor }) =>
     view === 'crop' ? noGrad(() => cropper.sample(b.x, cropper.gridFromParams(b.crops).grid)) : b.x;
@@ -158,8 +171,16 @@ async function probe(steps: number, view: 'canvas' | 'crop'): Promise<void> {
   }
 }
 
-const [what, n, view] = process.argv.slice(2);
+const [what, n, view, net] = process.argv.slice(2);
+const NETS: ProbeNet[] = ['conv', 'moments', 'moments-softmax'];
 if (what === 'signal') await signal(Number(n ?? 3));
-else if (what === 'probe' && (view === undefined || view === 'canvas' || view === 'crop'))
-  await probe(Number(n ?? 1500), view ?? 'canvas');
-else throw new Error('usage: scripts/stn_experiment.ts signal [epochs] | probe [steps] [canvas|crop]');
+else if (
+  what === 'probe' &&
+  (view === undefined || view === 'canvas' || view === 'crop') &&
+  (net === undefined || NETS.includes(net as ProbeNet))
+)
+  await probe(Number(n ?? 1500), view ?? 'canvas', (net as ProbeNet | undefined) ?? 'conv');
+else
+  throw new Error(
+    'usage: scripts/stn_experiment.ts signal [epochs] | probe [steps] [canvas|crop] [conv|moments|moments-softmax]',
+  );

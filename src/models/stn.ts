@@ -704,6 +704,8 @@ export interface StnClassifierOptions {
   /** What the transformer samples (default inputSize). */
   stOutputSize?: number | readonly [number, number];
   localization?: LocalizationKind;
+  /** The localization net of each of `stages`, first to last (default: `localization` for every stage). */
+  stageLocalization?: readonly LocalizationKind[];
   localizationOptions?: LocalizationOptions;
   tpsGrid?: number;
   /** Channels of the classifier's two conv layers (default [8, 16]). */
@@ -718,13 +720,19 @@ export interface StnClassifierOptions {
 function seriesOf(
   stages: readonly StTransform[],
   options: SpatialTransformerOptions,
+  localization?: readonly LocalizationKind[],
 ): SeriesSpatialTransformer {
   const out = options.outputSize ?? options.inputSize;
   const size: [number, number] = typeof out === 'number' ? [out, out] : [out[0], out[1]];
   return new SeriesSpatialTransformer(
     stages.map(
       (transform, k) =>
-        new SpatialTransformer({ ...options, transform, inputSize: k === 0 ? options.inputSize : size }),
+        new SpatialTransformer({
+          ...options,
+          transform,
+          inputSize: k === 0 ? options.inputSize : size,
+          localization: localization?.[k] ?? options.localization,
+        }),
     ),
   );
 }
@@ -761,6 +769,11 @@ export class StnClassifier extends Module implements TensorModule {
       tpsGrid: options.tpsGrid,
     };
     const stages = options.stages ?? [stOptions.transform ?? 'affine'];
+    if (options.stageLocalization && options.stageLocalization.length !== stages.length) {
+      throw new Error(
+        `StnClassifier: stageLocalization names ${options.stageLocalization.length} nets for ${stages.length} stages (${stages.join(', ')}); give one per stage`,
+      );
+    }
     if (stages.length > 1 && heads !== 1) {
       throw new Error(
         `StnClassifier: transformers in series (stages ${stages.join(', ')}) need heads = 1, got heads = ${heads}`,
@@ -770,7 +783,7 @@ export class StnClassifier extends Module implements TensorModule {
       heads === 0
         ? null
         : stages.length > 1
-          ? seriesOf(stages, stOptions)
+          ? seriesOf(stages, stOptions, options.stageLocalization)
           : heads === 1
             ? new SpatialTransformer(stOptions)
             : new MultiHeadSpatialTransformer(heads, stOptions);

@@ -574,6 +574,27 @@ describe('StnClassifier', () => {
       () => new StnClassifier({ inputSize: [16, 16], heads: 2, stages: ['attention', 'rts'] }),
       /need heads = 1, got heads = 2/,
     );
+    const mixed = new StnClassifier({
+      inputSize: [16, 16],
+      heads: 1,
+      stOutputSize: 12,
+      stages: ['attention', 'rts'],
+      stageLocalization: ['conv', 'moments'],
+    });
+    assert.deepEqual(
+      (mixed.st as SeriesSpatialTransformer).stages.toArray().map((st) => st.localization.constructor.name),
+      ['ConvLocalization', 'MomentLocalization'],
+    );
+    assert.throws(
+      () =>
+        new StnClassifier({
+          inputSize: [16, 16],
+          heads: 1,
+          stages: ['attention', 'rts'],
+          stageLocalization: ['moments'],
+        }),
+      /stageLocalization names 1 nets for 2 stages \(attention, rts\); give one per stage/,
+    );
   });
 
   test('the ST-CNN trains end to end: one step moves the localization regressor', () => {

@@ -13,6 +13,8 @@ import type { ImageDataset, Sample } from '../../data/dataset.js';
 import { DistortedDataset, loadDistortedFashionMnist } from '../../data/distorted_fashion_mnist.js';
 import { encodePng, writePngBytes } from '../../io/image.js';
 import {
+  LOCALIZATIONS,
+  type LocalizationKind,
   type StnClassifierOptions,
   StnClassifier,
   type StTransform,
@@ -48,9 +50,17 @@ export interface StnDemoOptions {
   /** Hidden width of the ST-CNN's classifier; the others get the width that matches its parameter count. */
   hidden: number;
   batchNorm: boolean;
+  /**
+   * Which localization net the transformers use ('moments': the coordinate-aware one): one kind for
+   * all, or one per stage of st-series.
+   */
+  localization: LocalizationKind[];
   /** Channels of the localization nets' two convs and the width of their fc layer. */
   locChannels: [number, number];
   locHidden: number;
+  /** The localization nets' learning rate as a multiple of lr, and its schedule. */
+  locLrScale: number;
+  locSchedule: 'cosine' | 'constant';
   /**
    * Epochs over which the training set's rotation range grows linearly up to the protocol's +-60
    * degrees (0: the protocol from the first epoch). The test set is always the full protocol.
@@ -106,6 +116,8 @@ function modelOptions(o: StnDemoOptions, model: DemoModel, hidden: number): StnC
     stOutputSize: o.stOutput,
     hidden,
     batchNorm: o.batchNorm,
+    localization: o.localization[0],
+    stageLocalization: model === 'st-series' && o.localization.length > 1 ? o.localization : undefined,
     localizationOptions: { channels: o.locChannels, hidden: o.locHidden },
   };
 }
@@ -412,6 +424,16 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
       batchSize: o.batchSize,
       lr: o.lr,
       weightDecay: o.weightDecay,
+      paramGroups:
+        localizationParams > 0 && (o.locLrScale !== 1 || o.locSchedule !== 'cosine')
+          ? [
+              {
+                params: model.parameterGroups().localization,
+                lrScale: o.locLrScale,
+                schedule: o.locSchedule,
+              },
+            ]
+          : undefined,
       seed: o.seed,
       progress: o.progress,
       print: (line) => o.print(`  ${line}`),
@@ -506,8 +528,11 @@ interface DemoFlags {
   stOutput: string;
   hidden: string;
   batchNorm?: boolean;
+  localization: string;
   locChannels: string;
   locHidden: string;
+  locLrScale: string;
+  locSchedule: string;
   rotationCurriculum: string;
   models: string;
   seed: string;
@@ -537,8 +562,19 @@ export function register(program: Command): void {
       '48',
     )
     .option('--batch-norm', "batch norm after the classifiers' convs")
+    .option(
+      '--localization <kind>',
+      "the transformers' localization net: conv, mlp, or moments (per-channel mass, centroid and second moments of conv features, then fc); st-series takes one per stage, e.g. conv,moments",
+      'conv',
+    )
     .option('--loc-channels <a,b>', "channels of the localization nets' two convs", '8,16')
     .option('--loc-hidden <n>', "width of the localization nets' fc layer", '32')
+    .option('--loc-lr-scale <x>', "the localization nets' learning rate as a multiple of --lr", '1')
+    .option(
+      '--loc-schedule <kind>',
+      "the localization nets' lr schedule: cosine (the run's) or constant (no decay)",
+      'cosine',
+    )
     .option(
       '--rotation-curriculum <epochs>',
       'grow the training rotations linearly to +-60 degrees over this many epochs (all models alike; the test set is always +-60)',
@@ -566,6 +602,19 @@ export function register(program: Command): void {
           `stn-demo: --transform must be one of ${transforms.join(', ')}, got '${flags.transform}'`,
         );
       }
+      const localization = flags.localization.split(',').map((l) => l.trim());
+      if (
+        !localization.every((l) => LOCALIZATIONS.includes(l as LocalizationKind)) ||
+        localization.length > 2 ||
+        (localization.length === 2 && models.some((m) => m !== 'cnn' && m !== 'st-series'))
+      ) {
+        throw new Error(
+          `stn-demo: --localization takes one of ${LOCALIZATIONS.join(', ')}, or two (one per stage) with --models cnn,st-series; got '${flags.localization}'`,
+        );
+      }
+      if (flags.locSchedule !== 'cosine' && flags.locSchedule !== 'constant') {
+        throw new Error(`stn-demo: --loc-schedule must be cosine or constant, got '${flags.locSchedule}'`);
+      }
       mkdirSync(flags.out, { recursive: true });
       await runStnDemo({
         trainSize: parseNumber('--train', flags.train, true, 1),
@@ -580,8 +629,11 @@ export function register(program: Command): void {
         stOutput: parseNumber('--st-output', flags.stOutput, true, 4),
         hidden: parseNumber('--hidden', flags.hidden, true, 1),
         batchNorm: flags.batchNorm ?? false,
+        localization: localization as LocalizationKind[],
         locChannels: parseChannels(flags.locChannels),
         locHidden: parseNumber('--loc-hidden', flags.locHidden, true, 1),
+        locLrScale: parseNumber('--loc-lr-scale', flags.locLrScale, false, 0),
+        locSchedule: flags.locSchedule,
         rotationCurriculum: parseNumber('--rotation-curriculum', flags.rotationCurriculum, true, 0),
         models: models as DemoModel[],
         seed: parseNumber('--seed', flags.seed, true, 0),
