@@ -441,18 +441,18 @@ void im2colBatchRows(const float* x, int64_t batch, int64_t channels, const Wind
   const int64_t H = w.inSize[1], W = w.inSize[2], OH = w.outSize[1], OW = w.outSize[2];
   const int64_t KH = w.kernel[1], KW = w.kernel[2], taps = KH * KW, L = OH * OW;
   const PaddedGeometry g = paddedGeometry(w);
-  splitFor(threads, channels, kGrain / (batch * taps * L > 0 ? batch * taps * L : 1) + 1, [&](int64_t c0, int64_t c1) {
+  // Tasks are (channel, image) planes, so a one-channel input (a stem) still splits over threads.
+  splitFor(threads, channels * batch, kGrain / (taps * L > 0 ? taps * L : 1) + 1, [&](int64_t p0, int64_t p1) {
     float* pad = trainScratch(0, g.rows * g.cols + VW);
     std::memset(pad, 0, static_cast<size_t>(g.rows * g.cols + VW) * sizeof(float));
-    for (int64_t c = c0; c < c1; c++) {
-      for (int64_t n = 0; n < batch; n++) {
-        placePlane(x + (n * channels + c) * H * W, H, W, g.top, g.left, pad, g.rows, g.cols);
-        for (int64_t t = 0; t < taps; t++) {
-          const int64_t kh = t / KW, kw = t % KW;
-          float* dst = cols + ((c * taps + t) * batch + n) * L;
-          for (int64_t oh = 0; oh < OH; oh++) {
-            copyRun(pad + (oh * w.stride[1] + kh * w.dilation[1]) * g.cols + kw, dst + oh * OW, OW);
-          }
+    for (int64_t p = p0; p < p1; p++) {
+      const int64_t c = p / batch, n = p % batch;
+      placePlane(x + (n * channels + c) * H * W, H, W, g.top, g.left, pad, g.rows, g.cols);
+      for (int64_t t = 0; t < taps; t++) {
+        const int64_t kh = t / KW, kw = t % KW;
+        float* dst = cols + ((c * taps + t) * batch + n) * L;
+        for (int64_t oh = 0; oh < OH; oh++) {
+          copyRun(pad + (oh * w.stride[1] + kh * w.dilation[1]) * g.cols + kw, dst + oh * OW, OW);
         }
       }
     }
@@ -463,24 +463,23 @@ void col2imBatchRows(const float* cols, int64_t batch, int64_t channels, const W
   const int64_t H = w.inSize[1], W = w.inSize[2], OH = w.outSize[1], OW = w.outSize[2];
   const int64_t KH = w.kernel[1], KW = w.kernel[2], taps = KH * KW, L = OH * OW;
   const PaddedGeometry g = paddedGeometry(w);
-  splitFor(threads, channels, kGrain / (batch * taps * L > 0 ? batch * taps * L : 1) + 1, [&](int64_t c0, int64_t c1) {
+  splitFor(threads, channels * batch, kGrain / (taps * L > 0 ? taps * L : 1) + 1, [&](int64_t p0, int64_t p1) {
     float* pad = trainScratch(0, g.rows * g.cols + VW);
-    for (int64_t c = c0; c < c1; c++) {
-      for (int64_t n = 0; n < batch; n++) {
-        std::memset(pad, 0, static_cast<size_t>(g.rows * g.cols) * sizeof(float));
-        for (int64_t t = 0; t < taps; t++) {
-          const int64_t kh = t / KW, kw = t % KW;
-          const float* src = cols + ((c * taps + t) * batch + n) * L;
-          for (int64_t oh = 0; oh < OH; oh++) {
-            addRun(src + oh * OW, pad + (oh * w.stride[1] + kh * w.dilation[1]) * g.cols + kw, OW);
-          }
+    for (int64_t p = p0; p < p1; p++) {
+      const int64_t c = p / batch, n = p % batch;
+      std::memset(pad, 0, static_cast<size_t>(g.rows * g.cols) * sizeof(float));
+      for (int64_t t = 0; t < taps; t++) {
+        const int64_t kh = t / KW, kw = t % KW;
+        const float* src = cols + ((c * taps + t) * batch + n) * L;
+        for (int64_t oh = 0; oh < OH; oh++) {
+          addRun(src + oh * OW, pad + (oh * w.stride[1] + kh * w.dilation[1]) * g.cols + kw, OW);
         }
-        // The interior goes back into x; what fell on the padding is dropped.
-        float* xp = x + (n * channels + c) * H * W;
-        const int64_t r0 = g.top, r1 = tmin(g.rows, g.top + H);
-        const int64_t cl0 = g.left, cl1 = tmin(g.cols, g.left + W);
-        for (int64_t r = r0; r < r1; r++) addRun(pad + r * g.cols + cl0, xp + (r - g.top) * W, cl1 - cl0);
       }
+      // The interior goes back into x; what fell on the padding is dropped.
+      float* xp = x + (n * channels + c) * H * W;
+      const int64_t r0 = g.top, r1 = tmin(g.rows, g.top + H);
+      const int64_t cl0 = g.left, cl1 = tmin(g.cols, g.left + W);
+      for (int64_t r = r0; r < r1; r++) addRun(pad + r * g.cols + cl0, xp + (r - g.top) * W, cl1 - cl0);
     }
   });
 }

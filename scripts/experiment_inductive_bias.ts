@@ -2,7 +2,8 @@
  * The lecture's "Discussion" experiment: do transformers need more data than networks with the
  * inductive biases of convolutions? A ViT, an MLP-Mixer, a ConvMixer and a ResNet of similar size
  * (0.7-0.85M parameters) are trained from scratch on 1k, 10k and 60k Fashion-MNIST training images
- * (class-balanced subsets, same seed) and tested on the 10k test images.
+ * (class-balanced subsets, same seed) and tested on the 10k test images. DeiT's answer rides along:
+ * the same ViT with a distillation token, taught by the ResNet of the same data size.
  *
  *   npm run experiment:inductive-bias -- [--sizes 1000,10000,60000] [--models vit,mixer,convmixer,resnet]
  *     [--epochs 1000:40,10000:8,60000:2] [--runs runs/inductive_bias] [--out docs]
@@ -13,7 +14,7 @@
  * <out>/inductive_bias.md (table and command), .json (raw) and .svg (test accuracy against
  * training-set size, log scale).
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,7 +25,7 @@ import { getPreset, type TrainRecipe } from '../src/train/presets.js';
 import { runOrResume } from '../src/train/recipe.js';
 
 /** The contestants, sized to 0.7-0.85M parameters; everything not listed comes from the preset. */
-const MODELS: Record<string, { label: string; recipe: () => TrainRecipe }> = {
+const MODELS: Record<string, { label: string; recipe: (size: number) => TrainRecipe }> = {
   vit: { label: 'ViT (attention)', recipe: () => getPreset('vit_fashion') },
   mixer: { label: 'MLP-Mixer (MLPs only)', recipe: () => getPreset('mixer_fashion') },
   convmixer: {
@@ -40,6 +41,15 @@ const MODELS: Record<string, { label: string; recipe: () => TrainRecipe }> = {
     recipe: () => ({
       ...getPreset('resnet_fashion'),
       modelArgs: { channels: [16, 32, 64, 128], stem_width: 16 },
+    }),
+  },
+  // DeiT's claim at every data size: the ViT above, plus a distillation token taught (hard labels) by
+  // the ResNet trained on the same images, same epochs. Needs the resnet cell of that size first.
+  deit: {
+    label: 'DeiT (the ViT, distilled from the ResNet)',
+    recipe: (size) => ({
+      ...getPreset('deit_fashion_distilled'),
+      teacher: join(values.runs!, `resnet_${size}`, 'model.safetensors'),
     }),
   },
 };
@@ -81,6 +91,28 @@ interface Cell {
 const cells: Cell[] = [];
 const command = `npm run experiment:inductive-bias -- --sizes ${values.sizes} --models ${values.models} --epochs ${values.epochs}`;
 
+/** DeiT against the same ViT without a teacher, and the teacher itself, at each size both ran. */
+function distillationLines(): string[] {
+  const at = (m: string, n: number) => cells.find((c) => c.model === m && c.size === n)?.testAcc;
+  const rows = sizes.flatMap((n) => {
+    const [vit, deit, teacher] = [at('vit', n), at('deit', n), at('resnet', n)];
+    if (vit === undefined || deit === undefined || teacher === undefined) return [];
+    const gain = 100 * (deit - vit);
+    return [
+      `| ${n} | ${(100 * vit).toFixed(2)}% | ${(100 * deit).toFixed(2)}% | ${gain >= 0 ? '+' : ''}${gain.toFixed(2)} | ${(100 * teacher).toFixed(2)}% |`,
+    ];
+  });
+  if (rows.length === 0) return [];
+  return [
+    '',
+    'Distillation (DeiT, hard labels): the same ViT and epochs with and without the ResNet of the same size as teacher.',
+    '',
+    '| training images | ViT | DeiT | gain (points) | teacher (ResNet) |',
+    '| ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+  ];
+}
+
 function write(): void {
   mkdirSync(values.out!, { recursive: true });
   const base = join(values.out!, 'inductive_bias');
@@ -105,6 +137,7 @@ function write(): void {
       const params = cells.find((c) => c.model === m)?.params;
       return `| ${MODELS[m].label} | ${params ? `${(params / 1e6).toFixed(2)}M` : '-'} | ${sizes.map((n) => pct(cell(m, n)?.testAcc)).join(' | ')} |`;
     }),
+    ...distillationLines(),
     '',
     '![test accuracy against training-set size](inductive_bias.svg)',
     '',
@@ -125,8 +158,13 @@ function write(): void {
 
 for (const n of sizes) {
   for (const m of models) {
+    const base = MODELS[m].recipe(n);
+    if (base.teacher && !existsSync(base.teacher))
+      throw new Error(
+        `${m} at ${n} images needs its teacher ${base.teacher}: list resnet before ${m} in --models`,
+      );
     const recipe = {
-      ...MODELS[m].recipe(),
+      ...base,
       epochs: epochsBySize.get(n)!,
       trainSubset: n < 60000 ? n : undefined,
     };

@@ -303,7 +303,8 @@ function optimizerTests(): void {
       const x = rand(n, 3);
       jsKernels.sumOfSquares(x, sums[0]);
       native.sumOfSquares(x, sums[1]);
-      assertClose(sums[1], sums[0], 1e-6, 'sumOfSquares');
+      // Native sums each 64k chunk in float vectors (js in doubles): ~sqrt(n) float roundings apart.
+      assertClose(sums[1], sums[0], 1e-5, 'sumOfSquares');
     });
   }
 }
