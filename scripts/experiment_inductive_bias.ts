@@ -6,7 +6,7 @@
  * the same ViT with a distillation token, taught by the ResNet of the same data size.
  *
  *   npm run experiment:inductive-bias -- [--sizes 1000,10000,60000] [--models vit,mixer,convmixer,resnet]
- *     [--epochs 1000:40,10000:8,60000:2] [--runs runs/inductive_bias] [--out docs]
+ *     [--epochs 1000:40,10000:8,60000:2] [--runs runs/inductive_bias] [--out docs] [--seed 0]
  *
  * Every model gets the same epochs at a given size (smaller sets get more epochs, so each model sees
  * a comparable number of updates) and its preset's other settings. Each run lives in
@@ -49,7 +49,7 @@ const MODELS: Record<string, { label: string; recipe: (size: number) => TrainRec
     label: 'DeiT (the ViT, distilled from the ResNet)',
     recipe: (size) => ({
       ...getPreset('deit_fashion_distilled'),
-      teacher: join(values.runs!, `resnet_${size}`, 'model.safetensors'),
+      teacher: join(values.runs!, `resnet_${size}${suffix}`, 'model.safetensors'),
     }),
   },
 };
@@ -62,9 +62,16 @@ const { values } = parseArgs({
     // for all twelve runs); larger budgets show the same order more sharply.
     epochs: { type: 'string', default: '1000:40,10000:8,60000:2' },
     runs: { type: 'string', default: 'runs/inductive_bias' },
+    // A replicate with another seed (subset, initialization, data order): its runs and docs get a
+    // _seed<N> suffix, so seed 0's stay as they are.
+    seed: { type: 'string', default: '0' },
     out: { type: 'string', default: 'docs' },
   },
 });
+const seed = Number(values.seed);
+if (!(Number.isInteger(seed) && seed >= 0))
+  throw new Error(`--seed: expected a non-negative integer, got ${values.seed}`);
+const suffix = seed === 0 ? '' : `_seed${seed}`;
 const sizes = values.sizes!.split(',').map(Number);
 const models = values.models!.split(',');
 for (const m of models)
@@ -89,7 +96,7 @@ interface Cell {
   minutes: number;
 }
 const cells: Cell[] = [];
-const command = `npm run experiment:inductive-bias -- --sizes ${values.sizes} --models ${values.models} --epochs ${values.epochs}`;
+const command = `npm run experiment:inductive-bias -- --sizes ${values.sizes} --models ${values.models} --epochs ${values.epochs}${seed ? ` --seed ${seed}` : ''}`;
 
 /** DeiT against the same ViT without a teacher, and the teacher itself, at each size both ran. */
 function distillationLines(): string[] {
@@ -115,7 +122,7 @@ function distillationLines(): string[] {
 
 function write(): void {
   mkdirSync(values.out!, { recursive: true });
-  const base = join(values.out!, 'inductive_bias');
+  const base = join(values.out!, `inductive_bias${suffix}`);
   const meta = {
     command,
     backend: getBackend(),
@@ -139,7 +146,7 @@ function write(): void {
     }),
     ...distillationLines(),
     '',
-    '![test accuracy against training-set size](inductive_bias.svg)',
+    `![test accuracy against training-set size](inductive_bias${suffix}.svg)`,
     '',
   ];
   writeFileAtomic(`${base}.md`, lines.join('\n'));
@@ -171,7 +178,8 @@ for (const n of sizes) {
     // Tiny subsets with the preset batch size would leave too few steps per epoch to warm up sensibly.
     recipe.batchSize = Math.min(recipe.batchSize, Math.max(16, Math.floor(n / 8)));
     recipe.warmupEpochs = Math.min(recipe.warmupEpochs ?? 0, recipe.epochs / 10);
-    const outDir = join(values.runs!, `${m}_${n}`);
+    recipe.seed = seed;
+    const outDir = join(values.runs!, `${m}_${n}${suffix}`);
     process.stdout.write(
       `\n== ${MODELS[m].label}, ${n} training images, ${recipe.epochs} epochs -> ${outDir}\n`,
     );
@@ -197,4 +205,4 @@ for (const n of sizes) {
     write();
   }
 }
-process.stdout.write(`\nwrote ${join(values.out!, 'inductive_bias.md')}, .json and .svg\n`);
+process.stdout.write(`\nwrote ${join(values.out!, `inductive_bias${suffix}.md`)}, .json and .svg\n`);
