@@ -10,6 +10,8 @@
  * - 'attention': (s, tx, ty), theta = [[s, 0, tx], [0, s, ty]] (the paper's attention transform:
  *                an isotropic zoom plus a shift, i.e. a square crop)
  * - 'rts':       (angle, s, tx, ty), theta = [[s cos, -s sin, tx], [s sin, s cos, ty]]
+ * - 'rotation':  (angle), theta = [[cos, -sin, 0], [sin, cos, 0]] (a turn about the center: the
+ *                second stage of a series whose first stage centers the item)
  * - 'tps':       a thin-plate spline through an n x n grid of control points whose target positions
  *                the localization net predicts (2 n^2 parameters)
  *
@@ -32,14 +34,14 @@ import { noGrad } from '../tensor/autograd.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-export type StTransform = 'affine' | 'attention' | 'rts' | 'tps';
+export type StTransform = 'affine' | 'attention' | 'rts' | 'rotation' | 'tps';
 
 /** The built-in localization nets. */
 export type LocalizationKind = 'conv' | 'mlp' | 'moments';
 
 export const LOCALIZATIONS: readonly LocalizationKind[] = ['conv', 'mlp', 'moments'];
 
-const TRANSFORMS: readonly StTransform[] = ['affine', 'attention', 'rts', 'tps'];
+export const TRANSFORMS: readonly StTransform[] = ['affine', 'attention', 'rts', 'rotation', 'tps'];
 
 /** How many numbers the localization net regresses for a transform. */
 export function transformParamCount(transform: StTransform, tpsGrid = 3): number {
@@ -50,6 +52,8 @@ export function transformParamCount(transform: StTransform, tpsGrid = 3): number
       return 3;
     case 'rts':
       return 4;
+    case 'rotation':
+      return 1;
     case 'tps':
       return 2 * tpsGrid * tpsGrid;
   }
@@ -78,6 +82,8 @@ export function identityParams(transform: StTransform, tpsGrid = 3): Float32Arra
       return Float32Array.of(1, 0, 0);
     case 'rts':
       return Float32Array.of(0, 1, 0, 0);
+    case 'rotation':
+      return Float32Array.of(0);
     case 'tps':
       return Float32Array.from(tpsControlPoints(tpsGrid));
   }
@@ -100,6 +106,11 @@ export function thetaFromParams(transform: Exclude<StTransform, 'tps'>, params: 
   }
   if (transform === 'affine') return reshape(params, [N, 2, 3]);
   if (transform === 'attention') return reshape(matmul(params, ATTENTION_TO_THETA), [N, 2, 3]);
+  if (transform === 'rotation') {
+    const [c, s] = [cos(params), sin(params)]; // (N, 1)
+    const zero = mul(params, 0);
+    return reshape(cat([c, neg(s), zero, s, c, zero], 1), [N, 2, 3]);
+  }
   const col = (i: number) => slice(params, 1, i, i + 1); // (N, 1)
   const [angle, scale, tx, ty] = [col(0), col(1), col(2), col(3)];
   const sc = mul(scale, cos(angle));

@@ -26,6 +26,8 @@ import { gradcheck } from '../helpers/gradcheck.js';
 manualSeed(8);
 
 const TRANSFORMS: StTransform[] = ['affine', 'attention', 'rts', 'tps'];
+// 'rotation' has no torch fixture; it is 'rts' with scale 1 and no shift, checked against it below
+const ALL_TRANSFORMS: StTransform[] = [...TRANSFORMS, 'rotation'];
 // Every backend glimpse can have; a backend without its own grid-sample kernel runs js's for it.
 const BACKENDS = ['js', 'native'];
 
@@ -102,7 +104,7 @@ describe('the whole ST layer (conv localization) against torch on every backend:
 });
 
 describe('SpatialTransformer at init is the identity', () => {
-  for (const transform of TRANSFORMS) {
+  for (const transform of ALL_TRANSFORMS) {
     for (const alignCorners of [false, true]) {
       for (const localization of ['conv', 'mlp', 'moments'] as const) {
         test(`${transform}, ${localization} localization, alignCorners=${alignCorners}: output equals input`, () => {
@@ -165,6 +167,28 @@ describe('transform parameterizations', () => {
     const theta = thetaFromParams('rts', tensor([[a, 2, 0.1, -0.4]]));
     const [c, s] = [2 * Math.cos(a), 2 * Math.sin(a)];
     assertClose(theta, tensor([c, -s, 0.1, s, c, -0.4]), 1e-6, 'theta');
+  });
+
+  test("'rotation' (angle) is 'rts' with scale 1 and no shift: a turn about the center", () => {
+    const a = tensor([[0.4], [-1.1]]);
+    const rts = F.cat(
+      [
+        a,
+        tensor([
+          [1, 0, 0],
+          [1, 0, 0],
+        ]),
+      ],
+      1,
+    );
+    assertClose(thetaFromParams('rotation', a), thetaFromParams('rts', rts), 1e-7, 'theta');
+    assert.deepEqual([...identityParams('rotation')], [0]);
+    const st = new SpatialTransformer({ inChannels: 1, inputSize: [8, 8], transform: 'rotation' });
+    assert.equal(st.numParams, 1);
+    // a quarter turn of a square image permutes its pixels
+    const x = randn([1, 1, 8, 8]);
+    const y = st.sample(x, st.gridFromParams(tensor([[Math.PI / 2]])).grid);
+    assertClose(y, F.permute(F.flip(x, [3]), [0, 1, 3, 2]), 1e-5, 'quarter turn');
   });
 
   test("'tps' with targets that are an affine map of the control points samples that affine map", () => {
@@ -236,7 +260,7 @@ class TanhLocalization extends nn.Module implements LocalizationFeatures {
 // built-in conv localization's max pooling has near-ties on smooth images, which finite differences
 // straddle; its whole-layer gradients are compared with torch's above instead.
 describe('gradients of the whole ST layer (finite differences)', () => {
-  for (const transform of TRANSFORMS) {
+  for (const transform of ALL_TRANSFORMS) {
     for (const localization of ['tanh', 'mlp'] as const) {
       test(`${transform}, ${localization} localization: w.r.t. every localization parameter, fc_loc and the input`, () => {
         manualSeed(4);

@@ -18,6 +18,7 @@ import {
   type StnClassifierOptions,
   StnClassifier,
   type StTransform,
+  TRANSFORMS,
   type TransformerOutput,
 } from '../../models/stn.js';
 import { manualSeed } from '../../ops/creation.js';
@@ -554,7 +555,11 @@ export function register(program: Command): void {
     .option('--weight-decay <x>', 'AdamW weight decay', '0.0001')
     .option('--canvas <n>', 'canvas side: 42 (RTS) or 60 (cluttered)', '42')
     .option('--clutter <n>', 'clutter pieces per image (6x6 crops of other items)', '0')
-    .option('--transform <kind>', 'affine, attention, rts or tps', 'rts')
+    .option(
+      '--transform <kind>',
+      "affine, attention, rts, rotation or tps (st-series: the second stage's; its first is attention)",
+      'rts',
+    )
     .option('--st-output <n>', 'side of what each transformer samples', '28')
     .option(
       '--hidden <n>',
@@ -596,10 +601,9 @@ export function register(program: Command): void {
           `stn-demo: --models takes a comma-separated subset of cnn,st,st2,st-series, got '${flags.models}'`,
         );
       }
-      const transforms: StTransform[] = ['affine', 'attention', 'rts', 'tps'];
-      if (!transforms.includes(flags.transform as StTransform)) {
+      if (!TRANSFORMS.includes(flags.transform as StTransform)) {
         throw new Error(
-          `stn-demo: --transform must be one of ${transforms.join(', ')}, got '${flags.transform}'`,
+          `stn-demo: --transform must be one of ${TRANSFORMS.join(', ')}, got '${flags.transform}'`,
         );
       }
       const localization = flags.localization.split(',').map((l) => l.trim());
