@@ -716,5 +716,10 @@ describe('rectifying distorted Fashion-MNIST', () => {
       Math.abs(turned.angle.after - 90) < 1e-3 && turned.angleSpread.after < 1e-3,
       JSON.stringify(turned.angle),
     );
+    // per class: the same 90 degrees as the mean of every class present, with no spread around it
+    turned.angleMeanByClass.forEach((m, c) => {
+      if (Number.isNaN(m)) return;
+      assert.ok(Math.abs(Math.abs(m) - 90) < 1e-3 && turned.angleSpreadByClass[c] < 1e-3, `class ${c}: ${m}`);
+    });
   });
 });

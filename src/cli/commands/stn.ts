@@ -89,6 +89,12 @@ export interface Rectification {
   angleSpread: { before: number; after: number };
   /** Rotation left in the output (RMS degrees) per class, in class order. */
   angleByClass: number[];
+  /**
+   * Per class, the circular mean of the rotation left (degrees) and the RMS spread around it: a class
+   * brought to one orientation of its own that is not upright has a large mean and a small spread.
+   */
+  angleMeanByClass: number[];
+  angleSpreadByClass: number[];
 }
 
 export interface ModelReport {
@@ -138,13 +144,18 @@ const spread = (xs: number[]) => {
 };
 const wrapDegrees = (a: number) => ((((a + 180) % 360) + 360) % 360) - 180;
 /** RMS distance of angles (degrees) from their circular mean. */
-const circularSpread = (angles: number[]) => {
+/** Circular mean of angles (degrees). */
+const circularMean = (angles: number[]) => {
   const rad = angles.map((a) => (a * Math.PI) / 180);
   const mean = Math.atan2(
     rad.reduce((acc, a) => acc + Math.sin(a), 0),
     rad.reduce((acc, a) => acc + Math.cos(a), 0),
   );
-  return rms(angles.map((a) => wrapDegrees(a - (mean * 180) / Math.PI)));
+  return (mean * 180) / Math.PI;
+};
+const circularSpread = (angles: number[]) => {
+  const mean = circularMean(angles);
+  return rms(angles.map((a) => wrapDegrees(a - mean)));
 };
 
 /**
@@ -186,6 +197,8 @@ export function rectification(
   return {
     angleSpread: { before: circularSpread(before.angle), after: circularSpread(after.angle) },
     angleByClass: byClass.map((a) => (a.length ? rms(a) : Number.NaN)),
+    angleMeanByClass: byClass.map((a) => (a.length ? circularMean(a) : Number.NaN)),
+    angleSpreadByClass: byClass.map((a) => (a.length ? circularSpread(a) : Number.NaN)),
     angle: { before: rms(before.angle), after: rms(after.angle) },
     center: { before: rms(before.center), after: rms(after.center) },
     size: { before: spread(before.size), after: spread(after.size) },
@@ -480,7 +493,7 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
         `  head ${k + 1}: rotation RMS ${r.angle.before.toFixed(1)} -> ${r.angle.after.toFixed(1)} deg (spread ${r.angleSpread.before.toFixed(1)} -> ${r.angleSpread.after.toFixed(1)}), center offset RMS ${(100 * r.center.before).toFixed(1)}% -> ${(100 * r.center.after).toFixed(1)}% of the side, size spread ${(100 * r.size.before).toFixed(1)}% -> ${(100 * r.size.after).toFixed(1)}%`,
       );
       o.print(
-        `    rotation left per class: ${r.angleByClass.map((a, c) => `${testSet.classes[c]} ${a.toFixed(0)}`).join(', ')}`,
+        `    rotation left per class (RMS; mean, spread): ${r.angleByClass.map((a, c) => `${testSet.classes[c]} ${a.toFixed(0)} (${r.angleMeanByClass[c].toFixed(0)}, ${r.angleSpreadByClass[c].toFixed(0)})`).join(', ')}`,
       );
     });
     if (kind !== 'cnn') trained.push({ name, model });
