@@ -36,8 +36,11 @@ export interface TrainRecipe {
   ema?: number | null;
   augment?: Augment;
   seed?: number;
-  /** Weights of a trained CNN teacher (model.safetensors of a glimpse train run): DeiT hard distillation. */
+  /** Weights of a trained CNN teacher (model.safetensors of a glimpse train run): DeiT distillation. */
   teacher?: string;
+  /** How the teacher supervises (default 'hard'); 'soft' uses distillationTau (default 3). */
+  distillation?: 'hard' | 'soft';
+  distillationTau?: number;
   description?: string;
 }
 

@@ -18,8 +18,10 @@ import type { MixupOptions, Transform } from '../data/transforms.js';
 import { writeFileAtomic, writeSafetensors } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
 import { manualSeed } from '../ops/creation.js';
-import { add, mul } from '../ops/elementwise.js';
-import { crossEntropy } from '../ops/loss.js';
+import { add, div, mul } from '../ops/elementwise.js';
+import { crossEntropy, klDiv } from '../ops/loss.js';
+// From the ops entry, which also installs the Tensor methods softmax's backward uses.
+import { logSoftmax, softmax } from '../ops/index.js';
 import { argmax } from '../ops/reduce.js';
 import { AdamW } from '../optim/adam.js';
 import { clipGradNorm_ } from '../optim/optimizer.js';
@@ -78,8 +80,16 @@ export interface TrainOptions {
   clipGrad?: number | null;
   mixup?: Omit<MixupOptions, 'numClasses' | 'labelSmoothing'> | null;
   ema?: EmaOptions | null;
-  /** DeiT hard-label distillation: the teacher's argmax supervises the distillation head. */
+  /** DeiT distillation: the teacher supervises the distillation head (see `distillation`). */
   teacher?: ClassifierModule | null;
+  /**
+   * With a teacher: 'hard' (default; DeiT's choice) trains the distillation head on the teacher's
+   * argmax, 'soft' on its temperature-softened distribution, tau^2 KL(p_teacher/tau || p_dist/tau)
+   * (per-sample KL; DeiT's code divides by the logits' element count instead). Each half of the loss.
+   */
+  distillation?: 'hard' | 'soft';
+  /** Temperature of soft distillation (default 3, Hinton et al.'s range; DeiT's code defaults to 1). */
+  distillationTau?: number;
   trainTransform?: Transform;
   evalTransform?: Transform;
   evalBatchSize?: number;
@@ -226,6 +236,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     checkpointEvery = 0,
     logEvery = 50,
     evalEvery = 1,
+    distillation = 'hard',
+    distillationTau: tau = 3,
   } = options;
   // Every check runs before anything is written, so bad input never touches an existing run.
   checkNumber('epochs', epochs, (v) => Number.isInteger(v) && v > 0, 'a positive integer');
@@ -233,6 +245,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   checkNumber('lr', lr, (v) => v > 0 && Number.isFinite(v), 'a positive number');
   checkNumber('warmupEpochs', warmupEpochs, (v) => v >= 0 && v < epochs, `in [0, epochs=${epochs})`);
   checkNumber('labelSmoothing', labelSmoothing, (v) => v >= 0 && v < 1, 'in [0, 1)');
+  if (distillation !== 'hard' && distillation !== 'soft')
+    throw new Error(`train: distillation must be 'hard' or 'soft', got '${distillation}'`);
+  checkNumber('distillationTau', tau, (v) => v > 0 && Number.isFinite(v), 'a positive number');
   checkNumber(
     'checkpointEvery',
     checkpointEvery,
@@ -305,7 +320,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         }
       : {}),
     ema: options.ema ?? null,
-    distillation: teacher ? 'hard' : null,
+    distillation: teacher ? distillation : null,
+    ...(teacher && distillation === 'soft' ? { distillationTau: tau } : {}),
     seed,
     trainSize: options.train.length,
     numClasses,
@@ -369,12 +385,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let loss: Tensor;
     if (teacher) {
       const heads = (model as DistillableModule).forwardHeads(batch.images);
-      const teacherLabels = noGrad(() => argmax(teacher.forward(batch.images), 1));
-      // DeiT's hard distillation: (1 - alpha) * CE(cls, y) + alpha * CE(dist, argmax teacher), alpha = 1/2.
-      loss = add(
-        mul(crossEntropy(heads.logits, target, ceOptions), 0.5),
-        mul(crossEntropy(heads.distLogits, teacherLabels), 0.5),
-      );
+      const teacherLogits = noGrad(() => teacher.forward(batch.images));
+      // DeiT: (1 - alpha) * CE(cls, y) + alpha * distillation term on the dist head, alpha = 1/2.
+      const distLoss =
+        distillation === 'hard'
+          ? crossEntropy(heads.distLogits, argmax(teacherLogits, 1))
+          : mul(
+              klDiv(
+                logSoftmax(div(heads.distLogits, tau), 1),
+                noGrad(() => softmax(div(teacherLogits, tau), 1)),
+                {
+                  reduction: 'batchmean',
+                },
+              ),
+              tau * tau,
+            );
+      loss = add(mul(crossEntropy(heads.logits, target, ceOptions), 0.5), mul(distLoss, 0.5));
       logits = heads.logits;
     } else {
       logits = model.forward(batch.images);

@@ -14,9 +14,12 @@ import { after, describe, test } from 'node:test';
 import { subsetDataset } from '../../src/data/dataset.js';
 import { Parameter } from '../../src/nn/module.js';
 import { manualSeed, tensor } from '../../src/ops/creation.js';
+import { add, mul } from '../../src/ops/elementwise.js';
+import { softmax } from '../../src/ops/normalization.js';
 import { argmax } from '../../src/ops/reduce.js';
 import { AdamW } from '../../src/optim/adam.js';
 import { noGrad } from '../../src/tensor/autograd.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
 import {
   readTrainingCheckpoint,
   saveTrainingCheckpoint,
@@ -183,6 +186,75 @@ describe('training runs', () => {
     assert.ok(clsTeacher / n < 0.2, `class head should not follow the teacher: ${clsTeacher / n}`);
   });
 
+  test("DeiT soft distillation: the distillation head learns the teacher's distribution, not only its argmax", async () => {
+    const data = sliceData();
+    // Teacher logits 10 on (label + 1) mod 10 and 9 on (label + 2) mod 10: p = 0.73 / 0.27 / ~0.
+    const first = new LookupTeacher(data.train, (y) => (y + 1) % 10);
+    const second = new LookupTeacher(data.train, (y) => (y + 2) % 10);
+    const teacher = Object.assign(first, {
+      forward: (x: Tensor) =>
+        add(LookupTeacher.prototype.forward.call(first, x), mul(second.forward(x), 0.9)),
+    });
+    const pSecond = Math.exp(9) / (Math.exp(10) + Math.exp(9) + 8);
+    const secondProbability = async (distillation: 'hard' | 'soft') => {
+      manualSeed(3);
+      const student = new TinyDistilled();
+      await train({
+        model: student,
+        train: data.train,
+        teacher,
+        distillation,
+        distillationTau: 1,
+        epochs: 12,
+        batchSize: 50,
+        lr: 1e-2,
+        weightDecay: 0,
+        seed: 1,
+      });
+      return noGrad(() => {
+        student.eval();
+        const all = Array.from({ length: data.train.length }, (_, i) => data.train.get(i));
+        const x = tensor(Float32Array.from(all.flatMap((s) => [...s.image.data])), [all.length, 1, 28, 28]);
+        const dist = student.forwardHeads(x).distLogits;
+        const top = argmax(dist, 1).data;
+        const p = softmax(dist, 1).data as Float32Array;
+        let follows = 0;
+        let second = 0;
+        all.forEach((s, i) => {
+          if (top[i] === (s.label + 1) % 10) follows++;
+          second += p[i * 10 + ((s.label + 2) % 10)];
+        });
+        return { follows: follows / all.length, second: second / all.length };
+      });
+    };
+    const soft = await secondProbability('soft');
+    const hard = await secondProbability('hard');
+    // 12 short epochs get the soft head most of the way to the teacher's 0.27 (0.19 here); the hard
+    // head, taught the argmax alone, pushes the second class towards 0 (0.007 here).
+    assert.ok(soft.follows > 0.7, `soft: distillation head vs the teacher's argmax ${soft.follows}`);
+    assert.ok(
+      soft.second > pSecond / 2 && soft.second < pSecond * 1.2,
+      `soft: p of the teacher's second class ${soft.second}, teacher ${pSecond}`,
+    );
+    assert.ok(hard.second < pSecond / 5, `hard: p of the teacher's second class ${hard.second}`);
+  });
+
+  test('distillation must be hard or soft', async () => {
+    const data = sliceData();
+    const teacher = new LookupTeacher(data.train, (y) => y);
+    await assert.rejects(
+      train({
+        model: new TinyDistilled(),
+        train: data.train,
+        teacher,
+        distillation: 'warm' as 'soft',
+        epochs: 1,
+        batchSize: 50,
+      }),
+      /distillation must be 'hard' or 'soft', got 'warm'/,
+    );
+  });
+
   test('distillation needs a student with a distillation head', async () => {
     const data = sliceData();
     const teacher = new LookupTeacher(data.train, (y) => y);
@@ -212,8 +284,10 @@ describe('evaluate', () => {
 describe('EMA', () => {
   test('ema = d * ema + (1 - d) * w each update; warmup ramps the decay; withWeights restores', async () => {
     const model = new TinyMlp();
+    // A value whose halves and sums are exact in float32, whatever the random init drew.
+    const w0 = 0.75;
+    model.fc1.bias!.data[0] = w0;
     const ema = new ModelEma(model, { decay: 0.5 });
-    const w0 = model.fc1.bias!.data[0];
     model.fc1.bias!.data[0] = w0 + 4;
     ema.update(model, 0);
     assert.equal(ema.shadow.get('fc1.bias')!.data[0], Math.fround(w0 + 2));

@@ -35,6 +35,8 @@ interface TrainFlags {
   augment?: string;
   seed?: string;
   teacher?: string;
+  distillation?: string;
+  distillationTau?: string;
   checkpointEvery?: string;
   resume?: boolean;
   out: string;
@@ -121,6 +123,13 @@ function flagOverrides(f: TrainFlags): Partial<TrainRecipe> {
   }
   if (f.seed !== undefined) o.seed = parseNumber('--seed', f.seed, 'int0');
   if (f.teacher !== undefined) o.teacher = f.teacher;
+  if (f.distillation !== undefined) {
+    if (!['hard', 'soft'].includes(f.distillation))
+      throw new Error(`train: --distillation must be hard or soft, got '${f.distillation}'`);
+    o.distillation = f.distillation as TrainRecipe['distillation'];
+  }
+  if (f.distillationTau !== undefined)
+    o.distillationTau = parseNumber('--distillation-tau', f.distillationTau, 'num+');
   return o;
 }
 
@@ -179,8 +188,13 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of the initialization, data order and augmentation (default 0)')
     .option(
       '--teacher <file>',
-      'model.safetensors of a trained CNN: DeiT hard-label distillation (student needs a distillation token)',
+      'model.safetensors of a trained CNN: DeiT distillation (student needs a distillation token)',
     )
+    .option(
+      '--distillation <kind>',
+      "with --teacher: 'hard' (the teacher's argmax, default) or 'soft' (its softened distribution)",
+    )
+    .option('--distillation-tau <t>', 'temperature of soft distillation (default 3)')
     .option('--checkpoint-every <steps>', 'also checkpoint every n steps (default: at epoch ends)')
     .option('--resume', 'continue the run in --out from its checkpoint')
     .option('--no-progress', 'no progress bar')
