@@ -63,6 +63,7 @@ const { values } = parseArgs({
     lr: { type: 'string' },
     'save-every': { type: 'string' },
     config: { type: 'string' },
+    stage: { type: 'string', default: 'full' },
     seed: { type: 'string', default: '0' },
   },
 });
@@ -95,6 +96,7 @@ if (values.weights) {
     lr: values.lr ? Number(values.lr) : undefined,
     saveEvery: values['save-every'] ? Number(values['save-every']) : undefined,
     modelConfig: values.config ? JSON.parse(values.config) : undefined,
+    stage: values.stage as 'full' | 'encoder',
     seed,
     log,
   });

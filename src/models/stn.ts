@@ -22,8 +22,8 @@ import { Conv2d } from '../nn/conv.js';
 import { Linear } from '../nn/linear.js';
 import { Module, ModuleList, type TensorModule } from '../nn/module.js';
 import { BatchNorm2d } from '../nn/norm.js';
-import { tensor } from '../ops/creation.js';
-import { add, cos, div, mul, neg, relu, sin, sub } from '../ops/elementwise.js';
+import { rand, tensor } from '../ops/creation.js';
+import { add, cos, div, mul, neg, relu, sin, sqrt, sub } from '../ops/elementwise.js';
 import { bmm, matmul } from '../ops/matmul.js';
 import { softmax } from '../ops/normalization.js';
 import { avgPool2d, maxPool2d } from '../ops/pool.js';
@@ -851,4 +851,69 @@ export class StnClassifier extends Module implements TensorModule {
       classifier: this.parameters().filter((p) => !loc.has(p)),
     };
   }
+}
+
+/** The unit vector (cos a, sin a) of the turn in each theta's linear part: (A00 + A11, A10 - A01) normalized, exact for scaled rotations. */
+function turnOf(theta: Tensor): [Tensor, Tensor] {
+  const at = (i: number, j: number) => slice(slice(theta, 1, i, i + 1), 2, j, j + 1); // (N, 1, 1)
+  const c = add(at(0, 0), at(1, 1));
+  const s = sub(at(1, 0), at(0, 1));
+  const norm = sqrt(add(add(mul(c, c), mul(s, s)), 1e-12));
+  return [div(c, norm), div(s, norm)];
+}
+
+export interface EquivarianceOptions {
+  /** The copies are turned by angles drawn uniformly from [-maxAngle, maxAngle], radians (default pi/4). */
+  maxAngle?: number;
+}
+
+/**
+ * A self-supervised rotation-equivariance term for an ST-CNN's transformer (one ST or a series, of
+ * the affine family): each image x is also shown turned by a random angle delta about the canvas
+ * center (x'(p) = x(R(delta) p), sampled through F.affineGrid), and the transform predicted for x'
+ * should be the one for x turned back, theta' = R(delta)^T theta, which samples the same output from
+ * x' as theta does from x. Only the turn is compared: with a and a' the angles of theta's and
+ * theta''s linear parts, the term is the batch mean of 1 - cos(a' - a + delta), which no transform
+ * can lower by shrinking. It uses no label and no true angle; it teaches the localization net to
+ * track the item's orientation, which the classification loss rewards only weakly. x' is drawn from
+ * the global generator (the trainer seeds it per step).
+ */
+export function rotationEquivarianceLoss(
+  model: StnClassifier,
+  x: Tensor,
+  options: EquivarianceOptions = {},
+): Tensor {
+  const maxAngle = options.maxAngle ?? Math.PI / 4;
+  if (!(maxAngle > 0 && maxAngle <= Math.PI))
+    throw new Error(`rotationEquivarianceLoss: maxAngle must be in (0, pi] radians, got ${maxAngle}`);
+  if (!model.st || model.st instanceof MultiHeadSpatialTransformer)
+    throw new Error('rotationEquivarianceLoss: needs a StnClassifier with one transformer or a series (not parallel heads, not the CNN)');
+  const N = x.shape[0];
+  const delta = noGrad(() => mul(sub(mul(rand([N, 1]), 2), 1), maxAngle)); // (N, 1)
+  const turned = noGrad(() =>
+    gridSample(x, affineGrid(thetaFromParams('rotation', delta), x.shape), { alignCorners: false }),
+  );
+  const thetaOf = (input: Tensor): Tensor => {
+    const { theta } = model.transformers(input)[0];
+    if (!theta) throw new Error("rotationEquivarianceLoss: the 'tps' transform has no turn to compare");
+    return theta;
+  };
+  return mean(turnMismatch(thetaOf(x), thetaOf(turned), delta));
+}
+
+/**
+ * Per sample, 1 - cos(a' - a + delta): how far theta' (N, 2, 3), predicted for an image turned by
+ * delta (N, 1) radians, is from theta turned back (a and a' the angles of their linear parts). 0 for
+ * theta' = R(delta)^T theta; independent of scale and translation. Returns (N, 1, 1).
+ */
+export function turnMismatch(theta: Tensor, turnedTheta: Tensor, delta: Tensor): Tensor {
+  const N = theta.shape[0];
+  const [ca, sa] = turnOf(theta);
+  const [cb, sb] = turnOf(turnedTheta);
+  const d = reshape(delta, [N, 1, 1]);
+  const [cd, sd] = noGrad(() => [cos(d), sin(d)]);
+  // (cos, sin) of a - delta, the angle theta' should have.
+  const ct = add(mul(ca, cd), mul(sa, sd));
+  const st = sub(mul(sa, cd), mul(ca, sd));
+  return sub(1, add(mul(cb, ct), mul(sb, st)));
 }

@@ -22,7 +22,7 @@ import { BatchNorm2d, GroupNorm } from '../nn/norm.js';
 import { Conv2d } from '../nn/conv.js';
 import { truncNormal_ } from '../nn/init.js';
 import { Dropout, ReLU } from '../nn/layers.js';
-import { LayerNorm } from '../nn/linear.js';
+import { LayerNorm, Linear } from '../nn/linear.js';
 import {
   Identity,
   Module,
@@ -446,6 +446,37 @@ export class TransUNet extends Module {
   /** Maps the reference implementation's transformer names onto timm's Block. */
   filterCheckpoint(sd: StateDict): FilteredCheckpoint {
     return filterTransUnetCheckpoint(sd);
+  }
+}
+
+/**
+ * A TransUNet's encoder with a linear classifier on each token, its logits upsampled bilinearly to
+ * the input (SETR's "naive" decoder): what `--stage encoder` trains, so that the encoder learns to
+ * name what it sees at a sixth of a full step's cost before the cascaded upsampler is trained. It
+ * shares `transformer` with the model it was made from; the decoder is not in it.
+ */
+export class TransUnetTokenProbe extends Module {
+  readonly config: TransUnetConfig;
+  readonly numClasses: number;
+  transformer: TransUnetTransformer;
+  head: Linear;
+
+  constructor(model: TransUNet) {
+    super();
+    this.config = model.config;
+    this.numClasses = model.numClasses;
+    this.transformer = model.transformer;
+    this.head = new Linear(model.config.hiddenSize, model.numClasses);
+  }
+
+  /** (B, C, H, W) → logits (B, numClasses, H, W), constant within each token but for the bilinear blend. */
+  forward(x: Tensor): Tensor {
+    const { tokens } = this.transformer.forward(x);
+    const [B, N] = tokens.shape;
+    const [gh, gw] = this.transformer.embeddings.gridSize;
+    if (N !== gh * gw) throw new Error(`TransUnetTokenProbe: ${N} tokens do not fill a ${gh}x${gw} grid`);
+    const logits = reshape(permute(this.head.forward(tokens), [0, 2, 1]), [B, this.numClasses, gh, gw]);
+    return interpolate(logits, { size: [x.shape[2], x.shape[3]], mode: 'bilinear', alignCorners: false });
   }
 }
 

@@ -23,6 +23,7 @@ import { paramGroupsWeightDecay } from '../optim/param_groups.js';
 import { cosineSchedule, setLr } from '../optim/schedule.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { TransUNet, TransUnetTokenProbe } from '../models/transunet.js';
 import { type DiceCeLossOptions, diceCeLoss } from './losses.js';
 import { SegmentationMetrics, type SegmentationSummary } from './metrics.js';
 import {
@@ -158,7 +159,7 @@ function normalize(x: Tensor, mean: number, std: number): Tensor {
 
 /** Dice/IoU (and HD95 when asked) of `model` over `dataset`, batch by batch. */
 export function evaluateSegmentation(
-  model: SegmentationModel,
+  model: SegmentationModel | TransUnetTokenProbe,
   dataset: SegmentationDataset,
   options: { batchSize?: number; mean: number; std: number; hd95?: boolean },
 ): SegmentationSummary {
@@ -199,6 +200,12 @@ export interface TrainSegmentationOptions {
   init?: string;
   /** Entries that replace the preset's model config (a fresh model only; --init brings its own). */
   modelConfig?: Record<string, unknown>;
+  /**
+   * 'full' (default) trains the whole model; 'encoder' (TransUNet only) trains the encoder with a
+   * linear head on its tokens (TransUnetTokenProbe) and leaves the decoder as it is: a cheap first
+   * stage, continued with `init` on the checkpoint it writes (the whole model, without the head).
+   */
+  stage?: 'full' | 'encoder';
   /** Steps between checkpoints within an epoch (default 50; one is also written after every epoch). */
   saveEvery?: number;
   seed?: number;
@@ -251,14 +258,21 @@ export async function trainSegmentation(
     ? withoutWeightInit(start.info.config)
     : { ...preset.modelConfig, ...options.modelConfig };
   const model = start ? start.model : createSegmentationModel(preset.model, modelConfig);
-  model.train();
+  const stage = options.stage ?? 'full';
+  if (stage !== 'full' && stage !== 'encoder')
+    throw new Error(`trainSegmentation: stage must be 'full' or 'encoder', got '${stage}'`);
+  if (stage === 'encoder' && !(model instanceof TransUNet))
+    throw new Error(`trainSegmentation: stage 'encoder' is for TransUNet; preset ${presetName} trains a ${preset.model}`);
+  /** What is trained and evaluated: the model, or its encoder with a token head. */
+  const net = stage === 'encoder' ? new TransUnetTokenProbe(model as TransUNet) : model;
+  net.train();
   const lrPeak = options.lr ?? preset.lr;
-  const positionTables = model
+  const positionTables = net
     .namedParameters()
     .map(([name]) => name)
     .filter((name) => name.endsWith('position_embeddings'));
   const optimizer = new AdamW(
-    paramGroupsWeightDecay(model, { weightDecay: preset.weightDecay, noWeightDecay: positionTables }),
+    paramGroupsWeightDecay(net, { weightDecay: preset.weightDecay, noWeightDecay: positionTables }),
     { lr: lrPeak },
   );
   const stepsPerEpoch = Math.floor(train.length / batchSize);
@@ -281,10 +295,11 @@ export async function trainSegmentation(
   };
   const checkpoint = join(options.out, 'model.safetensors');
   say(
-    `${presetName}: ${preset.description}; ${model.numParameters()} parameters; ${totalSteps} steps of ${batchSize}; ${hardware}`,
+    `${presetName}: ${preset.description}${stage === 'encoder' ? ' (stage: encoder with a token head)' : ''}; ${net.numParameters()} trained parameters; ${totalSteps} steps of ${batchSize}; ${hardware}`,
   );
   record({
     type: 'start',
+    stage,
     init: options.init ?? null,
     config: modelConfig,
     lr: lrPeak,
@@ -315,11 +330,11 @@ export async function trainSegmentation(
       const { images, masks } = segmentationBatch(train, order.slice(b * batchSize, (b + 1) * batchSize));
       const lr = schedule(step);
       setLr(optimizer, lr);
-      const logits = model.forward(normalize(images, preset.mean, preset.std));
+      const logits = net.forward(normalize(images, preset.mean, preset.std));
       const loss = diceCeLoss(logits, masks, preset.loss);
       optimizer.zeroGrad();
       loss.backward();
-      clipGradNorm_(model.parameters(), preset.clipGrad);
+      clipGradNorm_(net.parameters(), preset.clipGrad);
       optimizer.step();
       step++;
       windowLoss += loss.item();
@@ -355,7 +370,7 @@ export async function trainSegmentation(
   const trainSeconds = (performance.now() - started) / 1000;
   const trainCpuSeconds = cpuSeconds();
   const evalStart = performance.now();
-  const summary = evaluateSegmentation(model, test, { mean: preset.mean, std: preset.std, hd95: true });
+  const summary = evaluateSegmentation(net, test, { mean: preset.mean, std: preset.std, hd95: true });
   const evalSeconds = (performance.now() - evalStart) / 1000;
   const result = {
     type: 'final',

@@ -90,6 +90,11 @@ export interface TrainOptions {
   distillation?: 'hard' | 'soft';
   /** Temperature of soft distillation (default 3, Hinton et al.'s range; DeiT's code defaults to 1). */
   distillationTau?: number;
+  /**
+   * A term added to each step's loss, computed from the batch's (transformed) images and labels,
+   * e.g. a self-supervised one (rotationEquivarianceLoss of src/models/stn.ts). Null adds nothing.
+   */
+  auxiliaryLoss?: ((images: Tensor, labels: Tensor) => Tensor | null) | null;
   trainTransform?: Transform;
   evalTransform?: Transform;
   evalBatchSize?: number;
@@ -406,6 +411,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       logits = model.forward(batch.images);
       loss = crossEntropy(logits, target, ceOptions);
     }
+    const auxiliary = options.auxiliaryLoss?.(batch.images, batch.labels) ?? null;
+    if (auxiliary) loss = add(loss, auxiliary);
     const value = loss.item();
     if (!Number.isFinite(value)) {
       throw new Error(

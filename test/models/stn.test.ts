@@ -13,6 +13,8 @@ import {
   StnClassifier,
   thetaFromParams,
   tpsControlPoints,
+  rotationEquivarianceLoss,
+  turnMismatch,
 } from '../../src/models/stn.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
@@ -721,5 +723,84 @@ describe('rectifying distorted Fashion-MNIST', () => {
       if (Number.isNaN(m)) return;
       assert.ok(Math.abs(Math.abs(m) - 90) < 1e-3 && turned.angleSpreadByClass[c] < 1e-3, `class ${c}: ${m}`);
     });
+  });
+});
+
+describe('rotation equivariance (self-supervised term)', () => {
+  /** R(delta)^T theta, for one delta. */
+  const turnBack = (theta: Tensor, delta: number): Tensor => {
+    const [c, s] = [Math.cos(delta), Math.sin(delta)];
+    return F.bmm(tensor(Float32Array.of(c, s, -s, c), [1, 2, 2]), theta);
+  };
+  const rts = (angle: number, scale: number, tx: number, ty: number) =>
+    thetaFromParams('rts', tensor(Float32Array.of(angle, scale, tx, ty), [1, 4]));
+
+  test("the turned copy sampled through R(delta)^T theta gives theta's output; turnMismatch is 0 there", () => {
+    manualSeed(21);
+    const x = smoothImage(1, 1, 48, 48);
+    const delta = 0.5;
+    const turned = F.gridSample(x, F.affineGrid(thetaFromParams('rotation', tensor([delta], [1, 1])), x.shape));
+    const theta = rts(0.4, 0.5, 0.1, -0.05);
+    const out = F.gridSample(x, F.affineGrid(theta, [1, 1, 16, 16]));
+    const back = F.gridSample(turned, F.affineGrid(turnBack(theta, delta), [1, 1, 16, 16]));
+    let worst = 0;
+    for (let i = 0; i < out.size; i++) worst = Math.max(worst, Math.abs(out.data[i] - back.data[i]));
+    assert.ok(worst < 0.02, `outputs differ by ${worst}`);
+    // the same theta turned the other way samples something else
+    const wrong = F.gridSample(turned, F.affineGrid(turnBack(theta, -delta), [1, 1, 16, 16]));
+    let far = 0;
+    for (let i = 0; i < out.size; i++) far = Math.max(far, Math.abs(out.data[i] - wrong.data[i]));
+    assert.ok(far > 0.2, `the wrong turn is as close: ${far}`);
+
+    const d = tensor([delta], [1, 1]);
+    assert.ok(turnMismatch(theta, turnBack(theta, delta), d).data[0] < 1e-6);
+    // scale and shift do not matter, only the turn: 1 - cos(error)
+    const scaled = rts(0.4 - delta + 0.3, 1.7, -0.4, 0.2);
+    assertClose([turnMismatch(theta, scaled, d).data[0]], [1 - Math.cos(0.3)], 1e-5);
+    assertClose([turnMismatch(theta, turnBack(theta, -delta), d).data[0]], [1 - Math.cos(2 * delta)], 1e-5);
+  });
+
+  test('turnMismatch gradients (finite differences) w.r.t. both thetas', () => {
+    manualSeed(22);
+    const a = randn([3, 2, 3]);
+    const b = randn([3, 2, 3]);
+    const delta = tensor(Float32Array.of(0.3, -0.7, 1.1), [3, 1]);
+    gradcheck((p, q) => turnMismatch(p, q, delta), [a, b], { eps: 1e-3, name: 'turnMismatch' });
+  });
+
+  test('rotationEquivarianceLoss: a value in [0, 2], gradients to every localization net; errors', () => {
+    manualSeed(23);
+    const model = new StnClassifier({
+      inputSize: [24, 24],
+      heads: 1,
+      stOutputSize: 16,
+      stages: ['attention', 'rotation'],
+      stageLocalization: ['conv', 'moments'],
+    });
+    const series = model.st as SeriesSpatialTransformer;
+    for (const st of series.stages) perturbRegressor(st, 0.05);
+    const loss = rotationEquivarianceLoss(model, smoothImage(4, 1, 24, 24), { maxAngle: Math.PI / 3 });
+    assert.deepEqual(loss.shape, []);
+    assert.ok(loss.item() >= 0 && loss.item() <= 2, `loss ${loss.item()}`);
+    loss.backward();
+    for (const st of series.stages) {
+      assert.ok(
+        [...(st.fc_loc.weight.grad as Tensor).data].some((v) => v !== 0),
+        `${st.transform}: no gradient`,
+      );
+    }
+    // identity transforms (as at init) miss by the copy's own turn: the loss is the mean 1 - cos(delta)
+    const fresh = new StnClassifier({ inputSize: [24, 24], heads: 1, stOutputSize: 16, transform: 'rts' });
+    const idle = rotationEquivarianceLoss(fresh, smoothImage(64, 1, 24, 24), { maxAngle: Math.PI / 4 });
+    // E[1 - cos(delta)] for delta uniform in [-pi/4, pi/4] is 1 - sin(pi/4) / (pi/4) = 0.0997
+    assert.ok(Math.abs(idle.item() - 0.0997) < 0.03, `identity loss ${idle.item()}`);
+    const cnn = new StnClassifier({ inputSize: [24, 24], heads: 0 });
+    assert.throws(() => rotationEquivarianceLoss(cnn, randn([2, 1, 24, 24])), /one transformer or a series/);
+    const two = new StnClassifier({ inputSize: [24, 24], heads: 2 });
+    assert.throws(() => rotationEquivarianceLoss(two, randn([2, 1, 24, 24])), /not parallel heads/);
+    assert.throws(
+      () => rotationEquivarianceLoss(fresh, randn([2, 1, 24, 24]), { maxAngle: 0 }),
+      /maxAngle must be in \(0, pi\]/,
+    );
   });
 });

@@ -15,6 +15,7 @@ import { encodePng, writePngBytes } from '../../io/image.js';
 import {
   LOCALIZATIONS,
   type LocalizationKind,
+  rotationEquivarianceLoss,
   type StnClassifierOptions,
   StnClassifier,
   type StTransform,
@@ -22,6 +23,7 @@ import {
   type TransformerOutput,
 } from '../../models/stn.js';
 import { manualSeed } from '../../ops/creation.js';
+import { mul } from '../../ops/elementwise.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { evaluate, train } from '../../train/trainer.js';
@@ -67,6 +69,12 @@ export interface StnDemoOptions {
    * degrees (0: the protocol from the first epoch). The test set is always the full protocol.
    */
   rotationCurriculum: number;
+  /**
+   * Weight of the self-supervised rotation-equivariance term (rotationEquivarianceLoss) added to the
+   * transformer models' loss (0: classification loss only), and the largest turn of its copies (degrees).
+   */
+  equivariance: number;
+  equivarianceAngle: number;
   models: DemoModel[];
   seed: number;
   out: string;
@@ -438,6 +446,14 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
       batchSize: o.batchSize,
       lr: o.lr,
       weightDecay: o.weightDecay,
+      auxiliaryLoss:
+        o.equivariance > 0 && (kind === 'st' || kind === 'st-series')
+          ? (images) =>
+              mul(
+                rotationEquivarianceLoss(model, images, { maxAngle: (o.equivarianceAngle * Math.PI) / 180 }),
+                o.equivariance,
+              )
+          : null,
       paramGroups:
         localizationParams > 0 && (o.locLrScale !== 1 || o.locSchedule !== 'cosine')
           ? [
@@ -548,6 +564,8 @@ interface DemoFlags {
   locLrScale: string;
   locSchedule: string;
   rotationCurriculum: string;
+  equivariance: string;
+  equivarianceAngle: string;
   models: string;
   seed: string;
   out: string;
@@ -603,6 +621,12 @@ export function register(program: Command): void {
       'comma-separated subset of cnn,st,st2,st-series (an attention ST, then a --transform ST on its crop)',
       'cnn,st,st2',
     )
+    .option(
+      '--equivariance <w>',
+      'weight of a self-supervised term for st and st-series: a turned copy of each image must get the turned transform (0: off)',
+      '0',
+    )
+    .option('--equivariance-angle <deg>', "largest turn of the equivariance term's copies", '45')
     .option('--seed <n>', 'seed of the data, initialization and order', '0')
     .option('--no-progress', 'no progress bar')
     .requiredOption('-o, --out <dir>', 'where results.json and stn_rectified.png go')
@@ -652,6 +676,8 @@ export function register(program: Command): void {
         locLrScale: parseNumber('--loc-lr-scale', flags.locLrScale, false, 0),
         locSchedule: flags.locSchedule,
         rotationCurriculum: parseNumber('--rotation-curriculum', flags.rotationCurriculum, true, 0),
+        equivariance: parseNumber('--equivariance', flags.equivariance, false, 0),
+        equivarianceAngle: parseNumber('--equivariance-angle', flags.equivarianceAngle, false, 0),
         models: models as DemoModel[],
         seed: parseNumber('--seed', flags.seed, true, 0),
         out: flags.out,
