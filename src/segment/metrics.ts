@@ -1,9 +1,9 @@
 /**
  * Overlap metrics of label maps: per-class Dice = 2TP / (2TP + FP + FN) and IoU = TP / (TP + FP + FN).
- * A class absent from both prediction and target has no defined score: NaN, left out of means
- * (MONAI's ignore_empty). SegmentationMetrics accumulates a whole split two ways: pooled counts
+ * A class absent from both prediction and target has no defined score: NaN, left out of means.
+ * SegmentationMetrics accumulates a whole split two ways: pooled counts
  * (one Dice per class over every pixel of the split) and the mean of per-image scores (MONAI's
- * DiceMetric), plus per-image HD95 when asked.
+ * DiceMetric with ignore_empty: only the images whose truth holds the class score it), plus per-image HD95 when asked.
  */
 import { hausdorffDistance } from './hausdorff.js';
 
@@ -145,8 +145,10 @@ export class SegmentationMetrics {
       this.counts.fp[k] += c.fp[k];
       this.counts.fn[k] += c.fn[k];
     }
+    // MONAI's DiceMetric (ignore_empty): an image whose truth lacks the class has no score for it,
+    // whatever was predicted there (the pooled Dice counts those pixels as false positives).
     diceFromCounts(c).forEach((d, k) => {
-      if (Number.isNaN(d)) return;
+      if (Number.isNaN(d) || c.tp[k] + c.fn[k] === 0) return;
       this.imageDiceSum[k] += d;
       this.imageDiceCount[k]++;
     });

@@ -66,6 +66,12 @@ describe('Dice and IoU', () => {
     assert.ok(Math.abs(s.imageDice[1] - (1 + 2 / 3) / 2) < 1e-12);
     assert.ok(Math.abs(s.imageDice[2] - 2 / 3) < 1e-12);
     assert.deepEqual(s.hd95, []);
+    // MONAI's ignore_empty: b predicted in an image whose truth lacks it leaves b's per-image mean as it
+    // was (pooled: one more false positive)
+    m.update([2, 0, 0, 0], [0, 0, 0, 0], [2, 2]);
+    const t = m.summary();
+    assert.ok(Math.abs(t.imageDice[2] - 2 / 3) < 1e-12);
+    assert.ok(Math.abs(t.dice[2] - 2 / 4) < 1e-12);
     // rows truth, columns prediction: one a pixel taken for bg, one bg pixel for b
     assert.deepEqual(s.confusion, [
       [2, 0, 1],
