@@ -893,12 +893,67 @@ export function rotationEquivarianceLoss(
   const turned = noGrad(() =>
     gridSample(x, affineGrid(thetaFromParams('rotation', delta), x.shape), { alignCorners: false }),
   );
-  const thetaOf = (input: Tensor): Tensor => {
-    const { theta } = model.transformers(input)[0];
-    if (!theta) throw new Error("rotationEquivarianceLoss: the 'tps' transform has no turn to compare");
-    return theta;
-  };
-  return mean(turnMismatch(thetaOf(x), thetaOf(turned), delta));
+  return mean(turnMismatch(thetaOf(model, x), thetaOf(model, turned), delta));
+}
+
+/** The composed transform of an ST-CNN's (single or series) transformer for x. */
+function thetaOf(model: StnClassifier, x: Tensor): Tensor {
+  const { theta } = model.transformers(x)[0];
+  if (!theta) throw new Error("the 'tps' transform has no turn to compare");
+  return theta;
+}
+
+export interface ClassTurnPriorOptions {
+  /** Momentum of each class's running mean turn (default 0.98). */
+  momentum?: number;
+}
+
+/**
+ * A prior on an ST-CNN's turns: the distortion turns every class's items symmetrically about
+ * upright, so the turn a transformer applies should average to zero within each class. It keeps a
+ * running mean of sin(turn) per class (labels from the batch) and returns mean_i m_{y_i} sin(a_i),
+ * whose gradient pushes each class's turns against that class's running offset. Equivariance alone
+ * brings each item to one orientation of its own; this moves each class's orientation to upright.
+ * Uses the labels the classifier is trained with, no true angle.
+ */
+export class ClassTurnPrior {
+  readonly runningMean: Float64Array;
+  private readonly seen: Uint8Array;
+  private readonly momentum: number;
+
+  constructor(numClasses: number, options: ClassTurnPriorOptions = {}) {
+    this.momentum = options.momentum ?? 0.98;
+    if (!(this.momentum >= 0 && this.momentum < 1))
+      throw new Error(`ClassTurnPrior: momentum must be in [0, 1), got ${this.momentum}`);
+    this.runningMean = new Float64Array(numClasses);
+    this.seen = new Uint8Array(numClasses);
+  }
+
+  /** Updates the running means with the batch's turns (labels (N) class indices) and returns the term. */
+  loss(model: StnClassifier, x: Tensor, labels: Tensor): Tensor {
+    const N = x.shape[0];
+    if (labels.size !== N) throw new Error(`ClassTurnPrior: ${labels.size} labels for ${N} images`);
+    const [, sa] = turnOf(thetaOf(model, x)); // (N, 1, 1)
+    const K = this.runningMean.length;
+    const sums = new Float64Array(K);
+    const counts = new Float64Array(K);
+    for (let i = 0; i < N; i++) {
+      const k = Number(labels.data[i]);
+      if (!(Number.isInteger(k) && k >= 0 && k < K))
+        throw new Error(`ClassTurnPrior: label ${k} outside 0..${K - 1}`);
+      sums[k] += sa.data[i];
+      counts[k]++;
+    }
+    for (let k = 0; k < K; k++) {
+      if (!counts[k]) continue;
+      const m = sums[k] / counts[k];
+      this.runningMean[k] = this.seen[k] ? this.momentum * this.runningMean[k] + (1 - this.momentum) * m : m;
+      this.seen[k] = 1;
+    }
+    const weights = new Float32Array(N);
+    for (let i = 0; i < N; i++) weights[i] = this.runningMean[Number(labels.data[i])];
+    return mean(mul(sa, tensor(weights, [N, 1, 1])));
+  }
 }
 
 /**

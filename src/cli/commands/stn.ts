@@ -14,6 +14,7 @@ import { DistortedDataset, loadDistortedFashionMnist } from '../../data/distorte
 import { encodePng, writePngBytes } from '../../io/image.js';
 import {
   LOCALIZATIONS,
+  ClassTurnPrior,
   type LocalizationKind,
   rotationEquivarianceLoss,
   type StnClassifierOptions,
@@ -23,7 +24,7 @@ import {
   type TransformerOutput,
 } from '../../models/stn.js';
 import { manualSeed } from '../../ops/creation.js';
-import { mul } from '../../ops/elementwise.js';
+import { add, mul } from '../../ops/elementwise.js';
 import { noGrad } from '../../tensor/autograd.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { evaluate, train } from '../../train/trainer.js';
@@ -75,6 +76,8 @@ export interface StnDemoOptions {
    */
   equivariance: number;
   equivarianceAngle: number;
+  /** Weight of the per-class zero-mean prior on the turns (ClassTurnPrior; 0: off). */
+  classTurnPrior: number;
   models: DemoModel[];
   seed: number;
   out: string;
@@ -408,6 +411,25 @@ class RotationCurriculum implements ImageDataset {
   }
 }
 
+/** The extra loss terms of --equivariance and --class-turn-prior for a one-head or series ST-CNN (null for the others or when both are off). */
+function selfSupervision(
+  o: StnDemoOptions,
+  kind: DemoModel,
+  model: StnClassifier,
+): ((images: Tensor, labels: Tensor) => Tensor) | null {
+  if ((o.equivariance <= 0 && o.classTurnPrior <= 0) || (kind !== 'st' && kind !== 'st-series')) return null;
+  const prior = new ClassTurnPrior(model.numClasses);
+  return (images, labels) => {
+    const terms: Tensor[] = [];
+    if (o.equivariance > 0) {
+      const maxAngle = (o.equivarianceAngle * Math.PI) / 180;
+      terms.push(mul(rotationEquivarianceLoss(model, images, { maxAngle }), o.equivariance));
+    }
+    if (o.classTurnPrior > 0) terms.push(mul(prior.loss(model, images, labels), o.classTurnPrior));
+    return terms.length === 1 ? terms[0] : add(terms[0], terms[1]);
+  };
+}
+
 export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
   const distortion = { canvas: o.canvas, clutter: o.clutter };
   const trainSet = await loadDistortedFashionMnist('train', {
@@ -446,14 +468,7 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
       batchSize: o.batchSize,
       lr: o.lr,
       weightDecay: o.weightDecay,
-      auxiliaryLoss:
-        o.equivariance > 0 && (kind === 'st' || kind === 'st-series')
-          ? (images) =>
-              mul(
-                rotationEquivarianceLoss(model, images, { maxAngle: (o.equivarianceAngle * Math.PI) / 180 }),
-                o.equivariance,
-              )
-          : null,
+      auxiliaryLoss: selfSupervision(o, kind, model),
       paramGroups:
         localizationParams > 0 && (o.locLrScale !== 1 || o.locSchedule !== 'cosine')
           ? [
@@ -566,6 +581,7 @@ interface DemoFlags {
   rotationCurriculum: string;
   equivariance: string;
   equivarianceAngle: string;
+  classTurnPrior: string;
   models: string;
   seed: string;
   out: string;
@@ -627,6 +643,11 @@ export function register(program: Command): void {
       '0',
     )
     .option('--equivariance-angle <deg>', "largest turn of the equivariance term's copies", '45')
+    .option(
+      '--class-turn-prior <w>',
+      "weight of a prior for st and st-series: each class's turns average to zero, as the distortion's do (0: off)",
+      '0',
+    )
     .option('--seed <n>', 'seed of the data, initialization and order', '0')
     .option('--no-progress', 'no progress bar')
     .requiredOption('-o, --out <dir>', 'where results.json and stn_rectified.png go')
@@ -678,6 +699,7 @@ export function register(program: Command): void {
         rotationCurriculum: parseNumber('--rotation-curriculum', flags.rotationCurriculum, true, 0),
         equivariance: parseNumber('--equivariance', flags.equivariance, false, 0),
         equivarianceAngle: parseNumber('--equivariance-angle', flags.equivarianceAngle, false, 0),
+        classTurnPrior: parseNumber('--class-turn-prior', flags.classTurnPrior, false, 0),
         models: models as DemoModel[],
         seed: parseNumber('--seed', flags.seed, true, 0),
         out: flags.out,
