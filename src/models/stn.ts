@@ -887,7 +887,9 @@ export function rotationEquivarianceLoss(
   if (!(maxAngle > 0 && maxAngle <= Math.PI))
     throw new Error(`rotationEquivarianceLoss: maxAngle must be in (0, pi] radians, got ${maxAngle}`);
   if (!model.st || model.st instanceof MultiHeadSpatialTransformer)
-    throw new Error('rotationEquivarianceLoss: needs a StnClassifier with one transformer or a series (not parallel heads, not the CNN)');
+    throw new Error(
+      'rotationEquivarianceLoss: needs a StnClassifier with one transformer or a series (not parallel heads, not the CNN)',
+    );
   const N = x.shape[0];
   const delta = noGrad(() => mul(sub(mul(rand([N, 1]), 2), 1), maxAngle)); // (N, 1)
   const turned = noGrad(() =>

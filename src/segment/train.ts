@@ -262,7 +262,9 @@ export async function trainSegmentation(
   if (stage !== 'full' && stage !== 'encoder')
     throw new Error(`trainSegmentation: stage must be 'full' or 'encoder', got '${stage}'`);
   if (stage === 'encoder' && !(model instanceof TransUNet))
-    throw new Error(`trainSegmentation: stage 'encoder' is for TransUNet; preset ${presetName} trains a ${preset.model}`);
+    throw new Error(
+      `trainSegmentation: stage 'encoder' is for TransUNet; preset ${presetName} trains a ${preset.model}`,
+    );
   /** What is trained and evaluated: the model, or its encoder with a token head. */
   const net = stage === 'encoder' ? new TransUnetTokenProbe(model as TransUNet) : model;
   net.train();

@@ -740,7 +740,10 @@ describe('rotation equivariance (self-supervised term)', () => {
     manualSeed(21);
     const x = smoothImage(1, 1, 48, 48);
     const delta = 0.5;
-    const turned = F.gridSample(x, F.affineGrid(thetaFromParams('rotation', tensor([delta], [1, 1])), x.shape));
+    const turned = F.gridSample(
+      x,
+      F.affineGrid(thetaFromParams('rotation', tensor([delta], [1, 1])), x.shape),
+    );
     const theta = rts(0.4, 0.5, 0.1, -0.05);
     const out = F.gridSample(x, F.affineGrid(theta, [1, 1, 16, 16]));
     const back = F.gridSample(turned, F.affineGrid(turnBack(theta, delta), [1, 1, 16, 16]));
@@ -809,7 +812,12 @@ describe('rotation equivariance (self-supervised term)', () => {
 describe('ClassTurnPrior (each class turned zero on average)', () => {
   test('running mean of sin(turn) per class; its gradient turns the offset class back; errors', () => {
     manualSeed(24);
-    const model = new StnClassifier({ inputSize: [16, 16], heads: 1, stOutputSize: 12, transform: 'rotation' });
+    const model = new StnClassifier({
+      inputSize: [16, 16],
+      heads: 1,
+      stOutputSize: 12,
+      transform: 'rotation',
+    });
     const st = model.st as SpatialTransformer;
     // every image turned by 0.3 rad: zero regressor weights, bias 0.3
     noGrad(() => {
@@ -824,7 +832,9 @@ describe('ClassTurnPrior (each class turned zero on average)', () => {
     assertClose([loss.item()], [Math.sin(0.3) ** 2], 1e-5);
     loss.backward();
     // d/d bias of mean(m sin(bias)) = m cos(0.3) > 0: a gradient step lowers the turn
-    assertClose([(st.fc_loc.bias?.grad as Tensor).data[0]], [Math.sin(0.3) * Math.cos(0.3)], 1e-5);
+    const biasGrad = st.fc_loc.bias?.grad;
+    assert.ok(biasGrad, 'no gradient on the regressor bias');
+    assertClose([biasGrad.data[0]], [Math.sin(0.3) * Math.cos(0.3)], 1e-5);
     // the next batch of class 0 turned the other way halves its running mean (momentum 0.5)
     noGrad(() => st.fc_loc.bias?.data.fill(-0.3));
     prior.loss(model, x, tensor([0, 0, 0, 0], [4], 'int64'));

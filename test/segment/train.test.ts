@@ -37,7 +37,10 @@ describe('TransUnetTokenProbe (the encoder stage)', () => {
       nonzero(model.transformer.embeddings.position_embeddings),
       'no gradient on the position embeddings',
     );
-    assert.ok(model.decoder.parameters().every((p) => p.grad === null), 'the decoder got gradients');
+    assert.ok(
+      model.decoder.parameters().every((p) => p.grad === null),
+      'the decoder got gradients',
+    );
     const own = new Set(model.transformer.parameters());
     assert.deepEqual(
       probe.parameters().filter((p) => !own.has(p)),
@@ -67,9 +70,16 @@ describe('trainSegmentation stage encoder', () => {
       [...p.data].some((v, i) => v !== (after.get(name) as Tensor).data[i]);
     const changed = fresh.namedParameters().filter(([name, p]) => differs(name, p));
     assert.ok(changed.length > 0, 'nothing was trained');
-    assert.ok(changed.every(([name]) => name.startsWith('transformer.')), `changed: ${changed.map(([n]) => n)}`);
+    assert.ok(
+      changed.every(([name]) => name.startsWith('transformer.')),
+      `changed: ${changed.map(([n]) => n)}`,
+    );
     assert.ok(changed.some(([name]) => name.startsWith('transformer.embeddings.hybrid_model.')));
-    const full = await trainSegmentation('fashion2d', { ...options, out: join(dir, 'full'), init: enc.checkpoint });
+    const full = await trainSegmentation('fashion2d', {
+      ...options,
+      out: join(dir, 'full'),
+      init: enc.checkpoint,
+    });
     assert.equal(full.steps, 2);
     assert.ok(full.summary.meanForegroundDice >= 0 && full.summary.meanForegroundDice <= 1);
     await assert.rejects(
