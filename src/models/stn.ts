@@ -865,6 +865,8 @@ function turnOf(theta: Tensor): [Tensor, Tensor] {
 export interface EquivarianceOptions {
   /** The copies are turned by angles drawn uniformly from [-maxAngle, maxAngle], radians (default pi/4). */
   maxAngle?: number;
+  /** The transform for x when the caller has it already (stnTheta(model, x)); computed otherwise. */
+  theta?: Tensor;
 }
 
 /**
@@ -895,11 +897,12 @@ export function rotationEquivarianceLoss(
   const turned = noGrad(() =>
     gridSample(x, affineGrid(thetaFromParams('rotation', delta), x.shape), { alignCorners: false }),
   );
-  return mean(turnMismatch(thetaOf(model, x), thetaOf(model, turned), delta));
+  const theta = options.theta ?? stnTheta(model, x);
+  return mean(turnMismatch(theta, stnTheta(model, turned), delta));
 }
 
-/** The composed transform of an ST-CNN's (single or series) transformer for x. */
-function thetaOf(model: StnClassifier, x: Tensor): Tensor {
+/** The composed transform (N, 2, 3) of an ST-CNN's (single or series) transformer for x. */
+export function stnTheta(model: StnClassifier, x: Tensor): Tensor {
   const { theta } = model.transformers(x)[0];
   if (!theta) throw new Error("the 'tps' transform has no turn to compare");
   return theta;
@@ -931,11 +934,14 @@ export class ClassTurnPrior {
     this.seen = new Uint8Array(numClasses);
   }
 
-  /** Updates the running means with the batch's turns (labels (N) class indices) and returns the term. */
-  loss(model: StnClassifier, x: Tensor, labels: Tensor): Tensor {
+  /**
+   * Updates the running means with the batch's turns (labels (N) class indices) and returns the term;
+   * `theta` is stnTheta(model, x) when the caller has it already.
+   */
+  loss(model: StnClassifier, x: Tensor, labels: Tensor, theta: Tensor = stnTheta(model, x)): Tensor {
     const N = x.shape[0];
     if (labels.size !== N) throw new Error(`ClassTurnPrior: ${labels.size} labels for ${N} images`);
-    const [, sa] = turnOf(thetaOf(model, x)); // (N, 1, 1)
+    const [, sa] = turnOf(theta); // (N, 1, 1)
     const K = this.runningMean.length;
     const sums = new Float64Array(K);
     const counts = new Float64Array(K);

@@ -18,6 +18,7 @@ import {
   type LocalizationKind,
   rotationEquivarianceLoss,
   type StnClassifierOptions,
+  stnTheta,
   StnClassifier,
   type StTransform,
   TRANSFORMS,
@@ -420,12 +421,13 @@ function selfSupervision(
   if ((o.equivariance <= 0 && o.classTurnPrior <= 0) || (kind !== 'st' && kind !== 'st-series')) return null;
   const prior = new ClassTurnPrior(model.numClasses);
   return (images, labels) => {
+    const theta = stnTheta(model, images); // one pass of the localization nets for both terms
     const terms: Tensor[] = [];
     if (o.equivariance > 0) {
       const maxAngle = (o.equivarianceAngle * Math.PI) / 180;
-      terms.push(mul(rotationEquivarianceLoss(model, images, { maxAngle }), o.equivariance));
+      terms.push(mul(rotationEquivarianceLoss(model, images, { maxAngle, theta }), o.equivariance));
     }
-    if (o.classTurnPrior > 0) terms.push(mul(prior.loss(model, images, labels), o.classTurnPrior));
+    if (o.classTurnPrior > 0) terms.push(mul(prior.loss(model, images, labels, theta), o.classTurnPrior));
     return terms.length === 1 ? terms[0] : add(terms[0], terms[1]);
   };
 }
