@@ -964,6 +964,118 @@ export class ClassTurnPrior {
   }
 }
 
+export interface ClassTemplateOptions {
+  /** Momentum of each class's running mean output (default 0.99). */
+  momentum?: number;
+}
+
+/**
+ * Congealing (Learned-Miller, "Data driven image models through continuous joint alignment", 2006)
+ * per class, as a loss on an ST-CNN: each class keeps a running mean of the transformer's outputs
+ * (its template, (C, Ho, Wo)), and every output is pulled toward its class's template by the mean
+ * squared difference, through the sampler into the transform. The template starts as the mean of
+ * the distorted items, which the symmetric distortion leaves upright and blurred; as the outputs
+ * align it sharpens, and an item turned 20 degrees off it costs more than one turned 5. Where
+ * equivariance only asks every item to be turned consistently, this asks every item of a class to
+ * be turned the same way as the others, which a shoe's outline or a garment's sleeves pin down.
+ * In a series, only the last stage is moved by it: the earlier stages' transform is detached, so the
+ * term cannot shrink the item (a zoom out would lower every difference). Uses the labels the
+ * classifier is trained with, no true angle.
+ */
+export class ClassTemplateAlignment {
+  /** (K, C * Ho * Wo) running mean outputs, row k for class k (allocated at the first batch). */
+  private store = new Float32Array(0);
+  private readonly seen: Uint8Array;
+  private readonly momentum: number;
+  readonly numClasses: number;
+
+  constructor(numClasses: number, options: ClassTemplateOptions = {}) {
+    this.momentum = options.momentum ?? 0.99;
+    if (!(this.momentum >= 0 && this.momentum < 1))
+      throw new Error(`ClassTemplateAlignment: momentum must be in [0, 1), got ${this.momentum}`);
+    this.numClasses = numClasses;
+    this.seen = new Uint8Array(numClasses);
+  }
+
+  /** Class k's template as a (C * Ho * Wo) view (zeros before the class is seen). */
+  template(k: number): Float32Array {
+    const size = this.store.length / this.numClasses;
+    return this.store.subarray(k * size, (k + 1) * size);
+  }
+
+  /**
+   * Updates the templates with the batch's outputs (labels (N) class indices) and returns the mean
+   * squared difference of each output from its class's template (the templates as they were before
+   * the update, so that a batch is not pulled toward itself). `transformed` is the model's
+   * transformers(x)[0] when the caller has it already.
+   */
+  loss(model: StnClassifier, x: Tensor, labels: Tensor, transformed?: TransformerOutput): Tensor {
+    const out = alignedOutput(model, x, transformed);
+    const [N, ...rest] = out.shape;
+    const size = rest.reduce((a, b) => a * b, 1);
+    if (labels.size !== N) throw new Error(`ClassTemplateAlignment: ${labels.size} labels for ${N} images`);
+    const K = this.numClasses;
+    if (this.store.length !== K * size) {
+      if (this.store.length)
+        throw new Error(
+          `ClassTemplateAlignment: outputs of ${size} values, templates of ${this.store.length / K}`,
+        );
+      this.store = new Float32Array(K * size);
+    }
+    const values = out.data;
+    const targets = new Float32Array(N * size);
+    const sums = new Float64Array(K * size);
+    const counts = new Float64Array(K);
+    for (let i = 0; i < N; i++) {
+      const k = Number(labels.data[i]);
+      if (!(Number.isInteger(k) && k >= 0 && k < K))
+        throw new Error(`ClassTemplateAlignment: label ${k} outside 0..${K - 1}`);
+      counts[k]++;
+      for (let j = 0; j < size; j++) sums[k * size + j] += values[i * size + j];
+    }
+    // a class met for the first time is its own template (no pull) until the next batch
+    for (let i = 0; i < N; i++) {
+      const k = Number(labels.data[i]);
+      const src = this.seen[k] ? this.template(k) : null;
+      for (let j = 0; j < size; j++) targets[i * size + j] = src ? src[j] : sums[k * size + j] / counts[k];
+    }
+    for (let k = 0; k < K; k++) {
+      if (!counts[k]) continue;
+      const t = this.template(k);
+      const m = this.seen[k] ? this.momentum : 0;
+      for (let j = 0; j < size; j++) t[j] = m * t[j] + (1 - m) * (sums[k * size + j] / counts[k]);
+      this.seen[k] = 1;
+    }
+    const diff = sub(out, tensor(targets, out.shape));
+    return mean(mul(diff, diff));
+  }
+}
+
+/**
+ * What a transformer samples from x where only its last stage can move: for a series, x sampled
+ * through the earlier stages' transform (detached) composed with the last stage's own; for a single
+ * transformer, its output.
+ */
+export function alignedOutput(model: StnClassifier, x: Tensor, transformed?: TransformerOutput): Tensor {
+  const st = model.st;
+  if (!st || st instanceof MultiHeadSpatialTransformer)
+    throw new Error(
+      'alignedOutput: needs a StnClassifier with one transformer or a series (not parallel heads, not the CNN)',
+    );
+  const t = transformed ?? model.transformers(x)[0];
+  if (!(st instanceof SeriesSpatialTransformer) || st.numStages === 1) return t.output;
+  const { stages } = t as SeriesTransformerOutput;
+  let prefix = stages[0].theta as Tensor;
+  for (let k = 1; k < stages.length - 1; k++) prefix = composeThetas(prefix, stages[k].theta as Tensor);
+  const last = st.stages.at(st.numStages - 1);
+  const theta = composeThetas(prefix.detach(), stages[stages.length - 1].theta as Tensor);
+  const [ho, wo] = last.outputSize;
+  return last.sample(
+    x,
+    affineGrid(theta, [x.shape[0], last.inChannels, ho, wo], { alignCorners: last.alignCorners }),
+  );
+}
+
 /**
  * Per sample, 1 - cos(a' - a + delta): how far theta' (N, 2, 3), predicted for an image turned by
  * delta (N, 1) radians, is from theta turned back (a and a' the angles of their linear parts). 0 for

@@ -16,6 +16,8 @@ import {
   rotationEquivarianceLoss,
   turnMismatch,
   ClassTurnPrior,
+  ClassTemplateAlignment,
+  alignedOutput,
 } from '../../src/models/stn.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
@@ -842,5 +844,133 @@ describe('ClassTurnPrior (each class turned zero on average)', () => {
     assert.throws(() => prior.loss(model, x, tensor([0, 1, 3, 0], [4], 'int64')), /label 3 outside 0\.\.2/);
     assert.throws(() => prior.loss(model, x, tensor([0, 1], [2], 'int64')), /2 labels for 4 images/);
     assert.throws(() => new ClassTurnPrior(3, { momentum: 1 }), /momentum must be in \[0, 1\)/);
+  });
+});
+
+describe('ClassTemplateAlignment (congealing per class)', () => {
+  /** A single 'rotation' ST turning every image by `turn` radians (zero regressor weights). */
+  function turningModel(turn: number): { model: StnClassifier; st: SpatialTransformer } {
+    const model = new StnClassifier({
+      inputSize: [16, 16],
+      heads: 1,
+      stOutputSize: 12,
+      transform: 'rotation',
+    });
+    const st = model.st as SpatialTransformer;
+    noGrad(() => {
+      st.fc_loc.weight.data.fill(0);
+      st.fc_loc.bias?.data.fill(turn);
+    });
+    return { model, st };
+  }
+  const meanSq = (a: Float32Array, b: Float32Array) =>
+    a.reduce((s, v, j) => s + (v - b[j]) ** 2, 0) / a.length;
+
+  test('running mean output per class; the loss is the squared distance to the template before the update', () => {
+    manualSeed(25);
+    const { model, st } = turningModel(0.1);
+    const x = smoothImage(4, 1, 16, 16);
+    const size = 12 * 12;
+    const row = (t: Tensor, i: number) => t.data.slice(i * size, (i + 1) * size) as Float32Array;
+    const avg = (a: Float32Array, b: Float32Array) => a.map((v, j) => (v + b[j]) / 2);
+    const align = new ClassTemplateAlignment(3, { momentum: 0.5 });
+    const out1 = noGrad(() => alignedOutput(model, x));
+    // first sight of a class: its batch mean is the target
+    const loss1 = align.loss(model, x, tensor([0, 0, 2, 2], [4], 'int64'));
+    const t0 = avg(row(out1, 0), row(out1, 1));
+    const t2 = avg(row(out1, 2), row(out1, 3));
+    const expected1 =
+      (meanSq(row(out1, 0), t0) +
+        meanSq(row(out1, 1), t0) +
+        meanSq(row(out1, 2), t2) +
+        meanSq(row(out1, 3), t2)) /
+      4;
+    assertClose([loss1.item()], [expected1], 1e-5);
+    assertClose([...align.template(0)], [...t0], 1e-6);
+    assert.ok(
+      align.template(1).every((v) => v === 0),
+      'an unseen class has no template',
+    );
+    // next batch, turned the other way, all class 0: measured against the old template, then averaged in
+    noGrad(() => st.fc_loc.bias?.data.fill(-0.1));
+    const out2 = noGrad(() => alignedOutput(model, x));
+    const loss2 = align.loss(model, x, tensor([0, 0, 0, 0], [4], 'int64'));
+    assertClose([loss2.item()], [[0, 1, 2, 3].reduce((s, i) => s + meanSq(row(out2, i), t0), 0) / 4], 1e-5);
+    const batchMean = [0, 1, 2, 3].reduce(
+      (acc, i) => acc.map((v, j) => v + row(out2, i)[j] / 4),
+      new Float32Array(size),
+    );
+    assertClose([...align.template(0)], [...t0.map((v, j) => 0.5 * v + 0.5 * batchMean[j])], 1e-5);
+    assertClose([...align.template(2)], [...t2], 1e-6);
+    assert.throws(() => align.loss(model, x, tensor([0, 1, 3, 0], [4], 'int64')), /label 3 outside 0\.\.2/);
+    assert.throws(() => align.loss(model, x, tensor([0, 1], [2], 'int64')), /2 labels for 4 images/);
+    assert.throws(() => new ClassTemplateAlignment(3, { momentum: 1 }), /momentum must be in \[0, 1\)/);
+  });
+
+  test('the gradient turns an output back toward its template', () => {
+    manualSeed(26);
+    const x = smoothImage(1, 1, 16, 16);
+    const batch = F.cat([x, x, x, x], 0);
+    const labels = tensor([1, 1, 1, 1], [4], 'int64');
+    for (const turn of [0.25, -0.25]) {
+      const { model, st } = turningModel(0);
+      const align = new ClassTemplateAlignment(2);
+      align.loss(model, batch, labels); // the template: the image itself, unturned
+      noGrad(() => st.fc_loc.bias?.data.fill(turn));
+      const loss = align.loss(model, batch, labels);
+      assert.ok(loss.item() > 1e-4, `turned ${turn}: loss ${loss.item()}`);
+      loss.backward();
+      const g = (st.fc_loc.bias?.grad as Tensor).data[0];
+      // a gradient step moves the turn toward 0
+      assert.ok(Math.sign(g) === Math.sign(turn), `turn ${turn}: gradient ${g}`);
+    }
+  });
+
+  test('in a series only the last stage samples differently: no gradient to the earlier stage through the crop', () => {
+    manualSeed(27);
+    const model = new StnClassifier({
+      inputSize: [24, 24],
+      heads: 1,
+      stOutputSize: 16,
+      stages: ['attention', 'rotation'],
+      stageLocalization: ['conv', 'moments'],
+    });
+    const [first, last] = (model.st as SeriesSpatialTransformer).stages.toArray();
+    // the first stage depends on the input; the last one turns by a constant (so nothing reaches the
+    // first stage through the last one's localization net either)
+    perturbRegressor(first, 0.05);
+    noGrad(() => last.fc_loc.bias?.data.fill(0.2));
+    const x = smoothImage(4, 1, 24, 24);
+    const labels = tensor([0, 0, 0, 0], [4], 'int64');
+    const align = new ClassTemplateAlignment(1);
+    align.loss(
+      model,
+      F.cat([x.slice(0, 0, 1), x.slice(0, 0, 1), x.slice(0, 0, 1), x.slice(0, 0, 1)], 0),
+      labels,
+    );
+    const loss = align.loss(model, x, labels);
+    loss.backward();
+    const grads = (st: SpatialTransformer) => [
+      ...(st.fc_loc.weight.grad?.data ?? []),
+      ...(st.fc_loc.bias?.grad?.data ?? []),
+    ];
+    assert.ok(
+      grads(last).some((v) => v !== 0),
+      'the last stage gets a gradient',
+    );
+    assert.ok(
+      grads(first).every((v) => v === 0),
+      'the first stage gets none',
+    );
+    // the same difference on the series' own output does reach the first stage: the detach is what stops it
+    model.zeroGrad();
+    const out = model.transformers(x)[0].output;
+    const direct = alignedOutput(model, x);
+    assertClose([...noGrad(() => out).data], [...direct.data], 1e-5);
+    F.mean(F.mul(out, out)).backward();
+    assert.ok(
+      grads(first).some((v) => v !== 0),
+      'through the series output the first stage is reached',
+    );
   });
 });

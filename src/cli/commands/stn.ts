@@ -14,6 +14,7 @@ import { DistortedDataset, loadDistortedFashionMnist } from '../../data/distorte
 import { encodePng, writePngBytes } from '../../io/image.js';
 import {
   LOCALIZATIONS,
+  ClassTemplateAlignment,
   ClassTurnPrior,
   type LocalizationKind,
   rotationEquivarianceLoss,
@@ -79,6 +80,8 @@ export interface StnDemoOptions {
   equivarianceAngle: number;
   /** Weight of the per-class zero-mean prior on the turns (ClassTurnPrior; 0: off). */
   classTurnPrior: number;
+  /** Weight of the per-class congealing term (ClassTemplateAlignment; 0: off). */
+  classTemplate: number;
   models: DemoModel[];
   seed: number;
   out: string;
@@ -412,23 +415,35 @@ class RotationCurriculum implements ImageDataset {
   }
 }
 
-/** The extra loss terms of --equivariance and --class-turn-prior for a one-head or series ST-CNN (null for the others or when both are off). */
+/**
+ * The extra loss terms of --equivariance, --class-turn-prior and --class-template for a one-head or
+ * series ST-CNN (null for the others or when all are off).
+ */
 function selfSupervision(
   o: StnDemoOptions,
   kind: DemoModel,
   model: StnClassifier,
 ): ((images: Tensor, labels: Tensor) => Tensor) | null {
-  if ((o.equivariance <= 0 && o.classTurnPrior <= 0) || (kind !== 'st' && kind !== 'st-series')) return null;
+  if (
+    (o.equivariance <= 0 && o.classTurnPrior <= 0 && o.classTemplate <= 0) ||
+    (kind !== 'st' && kind !== 'st-series')
+  )
+    return null;
   const prior = new ClassTurnPrior(model.numClasses);
+  const templates = new ClassTemplateAlignment(model.numClasses);
   return (images, labels) => {
-    const theta = stnTheta(model, images); // one pass of the localization nets for both terms
+    const transformed = model.transformers(images)[0]; // one pass of the localization nets for every term
+    const theta = transformed.theta;
+    if (!theta) throw new Error("the 'tps' transform has no turn for the self-supervised terms");
     const terms: Tensor[] = [];
     if (o.equivariance > 0) {
       const maxAngle = (o.equivarianceAngle * Math.PI) / 180;
       terms.push(mul(rotationEquivarianceLoss(model, images, { maxAngle, theta }), o.equivariance));
     }
     if (o.classTurnPrior > 0) terms.push(mul(prior.loss(model, images, labels, theta), o.classTurnPrior));
-    return terms.length === 1 ? terms[0] : add(terms[0], terms[1]);
+    if (o.classTemplate > 0)
+      terms.push(mul(templates.loss(model, images, labels, transformed), o.classTemplate));
+    return terms.reduce((a, b) => add(a, b));
   };
 }
 
@@ -584,6 +599,7 @@ interface DemoFlags {
   equivariance: string;
   equivarianceAngle: string;
   classTurnPrior: string;
+  classTemplate: string;
   models: string;
   seed: string;
   out: string;
@@ -650,6 +666,11 @@ export function register(program: Command): void {
       "weight of a prior for st and st-series: each class's turns average to zero, as the distortion's do (0: off)",
       '0',
     )
+    .option(
+      '--class-template <w>',
+      "weight of congealing for st and st-series: each output is pulled toward its class's running mean output (0: off)",
+      '0',
+    )
     .option('--seed <n>', 'seed of the data, initialization and order', '0')
     .option('--no-progress', 'no progress bar')
     .requiredOption('-o, --out <dir>', 'where results.json and stn_rectified.png go')
@@ -702,6 +723,7 @@ export function register(program: Command): void {
         equivariance: parseNumber('--equivariance', flags.equivariance, false, 0),
         equivarianceAngle: parseNumber('--equivariance-angle', flags.equivarianceAngle, false, 0),
         classTurnPrior: parseNumber('--class-turn-prior', flags.classTurnPrior, false, 0),
+        classTemplate: parseNumber('--class-template', flags.classTemplate, false, 0),
         models: models as DemoModel[],
         seed: parseNumber('--seed', flags.seed, true, 0),
         out: flags.out,
