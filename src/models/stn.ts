@@ -916,13 +916,16 @@ export interface ClassTurnPriorOptions {
 /**
  * A prior on an ST-CNN's turns: the distortion turns every class's items symmetrically about
  * upright, so the turn a transformer applies should average to zero within each class. It keeps a
- * running mean of sin(turn) per class (labels from the batch) and returns mean_i m_{y_i} sin(a_i),
- * whose gradient pushes each class's turns against that class's running offset. Equivariance alone
- * brings each item to one orientation of its own; this moves each class's orientation to upright.
- * Uses the labels the classifier is trained with, no true angle.
+ * running mean of each class's turn as a unit vector (cos, sin), whose angle phi_k is that class's
+ * mean turn, and returns mean_i phi_{y_i} a_i, whose gradient pushes each item's turn a_i against
+ * its class's running offset, in proportion to it: the mean turn has one stable point, zero (a
+ * prior on the mean sin(turn) would also hold a class turned upside down). Equivariance alone brings
+ * each item to one orientation of its own; this moves each class's orientation to upright. Uses the
+ * labels the classifier is trained with, no true angle.
  */
 export class ClassTurnPrior {
-  readonly runningMean: Float64Array;
+  private readonly cosMean: Float64Array;
+  private readonly sinMean: Float64Array;
   private readonly seen: Uint8Array;
   private readonly momentum: number;
 
@@ -930,8 +933,14 @@ export class ClassTurnPrior {
     this.momentum = options.momentum ?? 0.98;
     if (!(this.momentum >= 0 && this.momentum < 1))
       throw new Error(`ClassTurnPrior: momentum must be in [0, 1), got ${this.momentum}`);
-    this.runningMean = new Float64Array(numClasses);
+    this.cosMean = new Float64Array(numClasses);
+    this.sinMean = new Float64Array(numClasses);
     this.seen = new Uint8Array(numClasses);
+  }
+
+  /** Each class's running mean turn, radians in (-pi, pi] (0 before the class is seen). */
+  get meanTurns(): Float64Array {
+    return this.cosMean.map((c, k) => (this.seen[k] ? Math.atan2(this.sinMean[k], c) : 0));
   }
 
   /**
@@ -941,26 +950,37 @@ export class ClassTurnPrior {
   loss(model: StnClassifier, x: Tensor, labels: Tensor, theta: Tensor = stnTheta(model, x)): Tensor {
     const N = x.shape[0];
     if (labels.size !== N) throw new Error(`ClassTurnPrior: ${labels.size} labels for ${N} images`);
-    const [, sa] = turnOf(theta); // (N, 1, 1)
-    const K = this.runningMean.length;
-    const sums = new Float64Array(K);
+    const [ca, sa] = turnOf(theta); // (N, 1, 1)
+    const K = this.cosMean.length;
+    const cosSums = new Float64Array(K);
+    const sinSums = new Float64Array(K);
     const counts = new Float64Array(K);
     for (let i = 0; i < N; i++) {
       const k = Number(labels.data[i]);
       if (!(Number.isInteger(k) && k >= 0 && k < K))
         throw new Error(`ClassTurnPrior: label ${k} outside 0..${K - 1}`);
-      sums[k] += sa.data[i];
+      cosSums[k] += ca.data[i];
+      sinSums[k] += sa.data[i];
       counts[k]++;
     }
     for (let k = 0; k < K; k++) {
       if (!counts[k]) continue;
-      const m = sums[k] / counts[k];
-      this.runningMean[k] = this.seen[k] ? this.momentum * this.runningMean[k] + (1 - this.momentum) * m : m;
+      const m = this.seen[k] ? this.momentum : 0;
+      this.cosMean[k] = m * this.cosMean[k] + (1 - m) * (cosSums[k] / counts[k]);
+      this.sinMean[k] = m * this.sinMean[k] + (1 - m) * (sinSums[k] / counts[k]);
       this.seen[k] = 1;
     }
+    const phi = this.meanTurns;
     const weights = new Float32Array(N);
-    for (let i = 0; i < N; i++) weights[i] = this.runningMean[Number(labels.data[i])];
-    return mean(mul(sa, tensor(weights, [N, 1, 1])));
+    const angles = new Float32Array(N);
+    for (let i = 0; i < N; i++) {
+      weights[i] = phi[Number(labels.data[i])];
+      angles[i] = Math.atan2(sa.data[i], ca.data[i]);
+    }
+    // a_i as a value, plus c' s - s' c (primes: detached), which is 0 and has a_i's gradient on the unit circle
+    const [c0, s0] = noGrad(() => [ca.detach(), sa.detach()]);
+    const turn = add(tensor(angles, [N, 1, 1]), sub(mul(c0, sa), mul(s0, ca)));
+    return mean(mul(turn, tensor(weights, [N, 1, 1])));
   }
 }
 

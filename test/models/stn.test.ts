@@ -812,7 +812,7 @@ describe('rotation equivariance (self-supervised term)', () => {
 });
 
 describe('ClassTurnPrior (each class turned zero on average)', () => {
-  test('running mean of sin(turn) per class; its gradient turns the offset class back; errors', () => {
+  test('running mean turn per class; its gradient turns the offset class back, from any side; errors', () => {
     manualSeed(24);
     const model = new StnClassifier({
       inputSize: [16, 16],
@@ -821,26 +821,34 @@ describe('ClassTurnPrior (each class turned zero on average)', () => {
       transform: 'rotation',
     });
     const st = model.st as SpatialTransformer;
-    // every image turned by 0.3 rad: zero regressor weights, bias 0.3
-    noGrad(() => {
-      st.fc_loc.weight.data.fill(0);
-      st.fc_loc.bias?.data.fill(0.3);
-    });
+    const turnAll = (a: number) =>
+      noGrad(() => {
+        st.fc_loc.weight.data.fill(0);
+        st.fc_loc.bias?.data.fill(a);
+      });
+    turnAll(0.3);
     const prior = new ClassTurnPrior(3, { momentum: 0.5 });
     const x = randn([4, 1, 16, 16]);
     const labels = tensor([0, 0, 2, 2], [4], 'int64');
     const loss = prior.loss(model, x, labels);
-    assertClose([...prior.runningMean], [Math.sin(0.3), 0, Math.sin(0.3)], 1e-6);
-    assertClose([loss.item()], [Math.sin(0.3) ** 2], 1e-5);
+    assertClose([...prior.meanTurns], [0.3, 0, 0.3], 1e-6);
+    // mean_i phi a_i = 0.3 * 0.3
+    assertClose([loss.item()], [0.09], 1e-5);
     loss.backward();
-    // d/d bias of mean(m sin(bias)) = m cos(0.3) > 0: a gradient step lowers the turn
+    // d/d bias of mean(phi a) = phi > 0: a gradient step lowers the turn
     const biasGrad = st.fc_loc.bias?.grad;
     assert.ok(biasGrad, 'no gradient on the regressor bias');
-    assertClose([biasGrad.data[0]], [Math.sin(0.3) * Math.cos(0.3)], 1e-5);
-    // the next batch of class 0 turned the other way halves its running mean (momentum 0.5)
-    noGrad(() => st.fc_loc.bias?.data.fill(-0.3));
+    assertClose([biasGrad.data[0]], [0.3], 1e-5);
+    // the next batch of class 0 turned the other way cancels its running mean (momentum 0.5)
+    turnAll(-0.3);
     prior.loss(model, x, tensor([0, 0, 0, 0], [4], 'int64'));
-    assertClose([...prior.runningMean], [0, 0, Math.sin(0.3)], 1e-6);
+    assertClose([...prior.meanTurns], [0, 0, 0.3], 1e-6);
+    // a class turned nearly upside down (160 degrees) is pushed back toward upright, not on to 180
+    const flipped = new ClassTurnPrior(1);
+    turnAll(2.8);
+    st.fc_loc.bias?.zeroGrad();
+    flipped.loss(model, x, tensor([0, 0, 0, 0], [4], 'int64')).backward();
+    assertClose([(st.fc_loc.bias?.grad as Tensor).data[0]], [2.8], 1e-4);
     assert.throws(() => prior.loss(model, x, tensor([0, 1, 3, 0], [4], 'int64')), /label 3 outside 0\.\.2/);
     assert.throws(() => prior.loss(model, x, tensor([0, 1], [2], 'int64')), /2 labels for 4 images/);
     assert.throws(() => new ClassTurnPrior(3, { momentum: 1 }), /momentum must be in \[0, 1\)/);
