@@ -5,13 +5,14 @@
  * prints their test errors and how well the transformers undo the distortion (they see the ground
  * truth only through the labels), and draws inputs next to what each transformer samples.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import sharp from 'sharp';
 import type { ImageDataset, Sample } from '../../data/dataset.js';
 import { DistortedDataset, loadDistortedFashionMnist } from '../../data/distorted_fashion_mnist.js';
 import { encodePng, writePngBytes } from '../../io/image.js';
+import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
 import {
   LOCALIZATIONS,
   ClassTemplateAlignment,
@@ -533,6 +534,8 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
       rectification: heads.map((parts) => rectification(thetasOf(parts), testSet, testIndices)),
     };
     reports.push(report);
+    // the trained weights, loadable into new StnClassifier(modelOptions) (results.json has the settings)
+    writeSafetensors(join(o.out, `${kind}.safetensors`), model.stateDict());
     o.print(
       `${name}: test error ${(100 * report.testError).toFixed(2)}% (${trainSeconds.toFixed(0)} s of training)`,
     );
@@ -551,7 +554,7 @@ export async function runStnDemo(o: StnDemoOptions): Promise<ModelReport[]> {
     budget,
     models: reports,
   };
-  writeFileSync(join(o.out, 'results.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  writeFileAtomic(join(o.out, 'results.json'), `${JSON.stringify(summary, null, 2)}\n`);
   if (trained.length > 0) {
     const figure = join(o.out, 'stn_rectified.png');
     await writeFigure(figure, testSet, figureIndices(testSet, 10), trained);
