@@ -129,7 +129,7 @@ export interface ModelReport {
   rectification: Rectification[];
 }
 
-function modelOptions(o: StnDemoOptions, model: DemoModel, hidden: number): StnClassifierOptions {
+export function modelOptions(o: StnDemoOptions, model: DemoModel, hidden: number): StnClassifierOptions {
   return {
     inputSize: [o.canvas, o.canvas],
     heads: MODEL_HEADS[model],
@@ -232,7 +232,7 @@ function batchOf(dataset: DistortedDataset, indices: number[]): Tensor {
 }
 
 /** Every head's output for a batch, in chunks (no graph). */
-function transformersOf(
+export function transformersOf(
   model: StnClassifier,
   dataset: DistortedDataset,
   indices: number[],
@@ -245,7 +245,7 @@ function transformersOf(
   return model.st ? Array.from({ length: model.numHeads }, (_, h) => chunks.map((c) => c[h])) : [];
 }
 
-function thetasOf(parts: TransformerOutput[]): Float32Array[] {
+export function thetasOf(parts: TransformerOutput[]): Float32Array[] {
   const out: Float32Array[] = [];
   for (const p of parts) {
     const data = (p.theta as Tensor).data as Float32Array;
