@@ -44,6 +44,7 @@ const thetas = thetasOf(transformersOf(model, test, indices)[0]);
 const BINS = 18; // 10 degrees each, -90..90, the ends clamped
 const wrap = (a: number) => ((((a + 180) % 360) + 360) % 360) - 180;
 const bin = (a: number) => Math.min(BINS - 1, Math.max(0, Math.floor((a + 90) / 10)));
+const within = test.classes.map(() => [0, 0]); // |left| < 10 degrees, all
 const before = test.classes.map(() => new Array<number>(BINS).fill(0));
 const after = test.classes.map(() => new Array<number>(BINS).fill(0));
 indices.forEach((i, b) => {
@@ -51,13 +52,17 @@ indices.forEach((i, b) => {
   const [a00, a01, , a10, a11] = thetas[b];
   const k = test.label(i);
   before[k][bin(d.angle)]++;
-  after[k][bin(wrap(d.angle - (Math.atan2(a10 - a01, a00 + a11) * 180) / Math.PI))]++;
+  const left = wrap(d.angle - (Math.atan2(a10 - a01, a00 + a11) * 180) / Math.PI);
+  after[k][bin(left)]++;
+  within[k][0] += Math.abs(left) < 10 ? 1 : 0;
+  within[k][1]++;
 });
 console.log(
   `rotation left per class, ${test.length} test images, 10-degree bins from -90 to 90 (ends clamped)`,
 );
 test.classes.forEach((c, k) => {
-  console.log(`${c.padEnd(12)} ${after[k].map((v) => String(v).padStart(4)).join('')}`);
+  const share = `${((100 * within[k][0]) / within[k][1]).toFixed(0)}% within 10 deg`;
+  console.log(`${c.padEnd(12)} ${after[k].map((v) => String(v).padStart(4)).join('')}   ${share}`);
 });
 
 const svgPath = flag('--svg');
