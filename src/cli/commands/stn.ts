@@ -20,7 +20,6 @@ import {
   type LocalizationKind,
   rotationEquivarianceLoss,
   type StnClassifierOptions,
-  stnTheta,
   StnClassifier,
   type StTransform,
   TRANSFORMS,
