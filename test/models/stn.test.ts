@@ -230,6 +230,17 @@ describe('transform parameterizations', () => {
  * A smooth test image: bilinear sampling is piecewise polynomial, and on noise its derivative jumps
  * at every pixel crossing; on a smooth image the jumps are small.
  */
+/** A small series ST-CNN as stn-demo builds it: attention (conv), then rotation (moments) on a 16x16 crop of 24x24. */
+function attentionRotationSeries(): StnClassifier {
+  return new StnClassifier({
+    inputSize: [24, 24],
+    heads: 1,
+    stOutputSize: 16,
+    stages: ['attention', 'rotation'],
+    stageLocalization: ['conv', 'moments'],
+  });
+}
+
 function smoothImage(n: number, c: number, h: number, w: number): Tensor {
   const phases = randn([n * c, 4]).data;
   const data = new Float32Array(n * c * h * w);
@@ -776,13 +787,7 @@ describe('rotation equivariance (self-supervised term)', () => {
 
   test('rotationEquivarianceLoss: a value in [0, 2], gradients to every localization net; errors', () => {
     manualSeed(23);
-    const model = new StnClassifier({
-      inputSize: [24, 24],
-      heads: 1,
-      stOutputSize: 16,
-      stages: ['attention', 'rotation'],
-      stageLocalization: ['conv', 'moments'],
-    });
+    const model = attentionRotationSeries();
     const series = model.st as SeriesSpatialTransformer;
     for (const st of series.stages) perturbRegressor(st, 0.05);
     const loss = rotationEquivarianceLoss(model, smoothImage(4, 1, 24, 24), { maxAngle: Math.PI / 3 });
@@ -936,13 +941,7 @@ describe('ClassTemplateAlignment (congealing per class)', () => {
 
   test('in a series only the last stage samples differently: no gradient to the earlier stage through the crop', () => {
     manualSeed(27);
-    const model = new StnClassifier({
-      inputSize: [24, 24],
-      heads: 1,
-      stOutputSize: 16,
-      stages: ['attention', 'rotation'],
-      stageLocalization: ['conv', 'moments'],
-    });
+    const model = attentionRotationSeries();
     const [first, last] = (model.st as SeriesSpatialTransformer).stages.toArray();
     // the first stage depends on the input; the last one turns by a constant (so nothing reaches the
     // first stage through the last one's localization net either)

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
 import { after, describe, test } from 'node:test';
-import { main } from '../../src/cli/main.js';
 import { modelOptions, rectification, thetasOf, transformersOf } from '../../src/cli/commands/stn.js';
 import { manualSeed } from '../../src/ops/creation.js';
 import { loadDistortedFashionMnist } from '../../src/data/distorted_fashion_mnist.js';
@@ -15,27 +15,7 @@ import { StnClassifier } from '../../src/models/stn.js';
 const dir = mkdtempSync(join(tmpdir(), 'glimpse-stn-demo-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs the CLI in-process, capturing stdout and stderr. */
-async function glimpse(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const writeOut = process.stdout.write.bind(process.stdout);
-  const writeErr = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => {
-    out += s;
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => {
-    err += s;
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    process.stdout.write = writeOut;
-    process.stderr.write = writeErr;
-  }
-}
+const glimpse = runCli;
 
 const skip =
   locateFashionMnist('train') && locateFashionMnist('test')

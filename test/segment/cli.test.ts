@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
 import { after, describe, test } from 'node:test';
-import { main } from '../../src/cli/main.js';
 import { writeImage } from '../../src/io/image.js';
 import { writeSafetensors } from '../../src/io/safetensors.js';
 import { TransUNet } from '../../src/models/transunet.js';
@@ -51,26 +51,7 @@ const UNETR_TINY = {
   skipLayers: [0, 1],
 };
 
-async function glimpse(args: string[]): Promise<{ code: number; err: string; out: string }> {
-  let err = '';
-  let out = '';
-  const writeErr = process.stderr.write.bind(process.stderr);
-  const writeOut = process.stdout.write.bind(process.stdout);
-  process.stderr.write = ((s: string) => {
-    err += s;
-    return true;
-  }) as typeof process.stderr.write;
-  process.stdout.write = ((s: string) => {
-    out += s;
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    return { code: await main(args), err, out };
-  } finally {
-    process.stderr.write = writeErr;
-    process.stdout.write = writeOut;
-  }
-}
+const glimpse = runCli;
 
 /** A minimal NIfTI-1 header for an (nz, ny, nx) float32 volume with voxel size (dx, dy, dz). */
 function niftiFloat32(data: Float32Array, [nz, ny, nx]: number[], [dx, dy, dz]: number[]): Uint8Array {
