@@ -7,12 +7,15 @@
  * <dir> is an stn-demo output folder (results.json and <model>.safetensors). Prints a table of
  * 10-degree bins per class and, with --svg, draws them: grey the input's turn, blue what is left.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { type DemoModel, modelOptions, thetasOf, transformersOf } from '../src/cli/commands/stn.js';
+import {
+  type DemoModel,
+  loadDemoModel,
+  rotationLeft,
+  thetasOf,
+  transformersOf,
+} from '../src/cli/commands/stn.js';
 import { loadDistortedFashionMnist } from '../src/data/distorted_fashion_mnist.js';
-import { readSafetensors, writeFileAtomic } from '../src/io/safetensors.js';
-import { StnClassifier } from '../src/models/stn.js';
+import { writeFileAtomic } from '../src/io/safetensors.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => {
@@ -27,12 +30,7 @@ if (!dir || dir.startsWith('--')) {
   process.exit(2);
 }
 const kind = (flag('--model') ?? 'st-series') as DemoModel;
-const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
-const o = results.settings;
-const report = results.models.find((m: { model: string }) => m.model === kind);
-if (!report) throw new Error(`${dir}/results.json has no '${kind}' model; pass --model with one it has`);
-const model = new StnClassifier(modelOptions(o, kind, report.hidden));
-model.loadStateDict(readSafetensors(join(dir, `${kind}.safetensors`)).tensors);
+const { model, settings: o } = loadDemoModel(dir, kind);
 const test = await loadDistortedFashionMnist('test', {
   canvas: o.canvas,
   clutter: o.clutter,
@@ -42,17 +40,15 @@ const test = await loadDistortedFashionMnist('test', {
 const indices = Array.from({ length: test.length }, (_, i) => i);
 const thetas = thetasOf(transformersOf(model, test, indices)[0]);
 const BINS = 18; // 10 degrees each, -90..90, the ends clamped
-const wrap = (a: number) => ((((a + 180) % 360) + 360) % 360) - 180;
 const bin = (a: number) => Math.min(BINS - 1, Math.max(0, Math.floor((a + 90) / 10)));
 const within = test.classes.map(() => [0, 0]); // |left| < 10 degrees, all
 const before = test.classes.map(() => new Array<number>(BINS).fill(0));
 const after = test.classes.map(() => new Array<number>(BINS).fill(0));
 indices.forEach((i, b) => {
   const d = test.distortion(i);
-  const [a00, a01, , a10, a11] = thetas[b];
   const k = test.label(i);
   before[k][bin(d.angle)]++;
-  const left = wrap(d.angle - (Math.atan2(a10 - a01, a00 + a11) * 180) / Math.PI);
+  const left = rotationLeft(thetas[b], d.angle);
   after[k][bin(left)]++;
   within[k][0] += Math.abs(left) < 10 ? 1 : 0;
   within[k][1]++;

@@ -908,6 +908,68 @@ export function stnTheta(model: StnClassifier, x: Tensor): Tensor {
   return theta;
 }
 
+/** The batch's labels (N) as class indices, each checked to lie in 0..K-1. */
+function classIndices(labels: Tensor, N: number, K: number, owner: string): Int32Array {
+  if (labels.size !== N) throw new Error(`${owner}: ${labels.size} labels for ${N} images`);
+  const out = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    const k = Number(labels.data[i]);
+    if (!(Number.isInteger(k) && k >= 0 && k < K))
+      throw new Error(`${owner}: label ${k} outside 0..${K - 1}`);
+    out[i] = k;
+  }
+  return out;
+}
+
+/**
+ * A running mean per class of `size` values (an exponential moving average with the given momentum;
+ * a class's first batch mean replaces its zeros). The bookkeeping of ClassTurnPrior and
+ * ClassTemplateAlignment.
+ */
+class ClassRunningMeans {
+  readonly values: Float64Array;
+  readonly seen: Uint8Array;
+
+  constructor(
+    readonly numClasses: number,
+    readonly size: number,
+    private readonly momentum: number,
+  ) {
+    this.values = new Float64Array(numClasses * size);
+    this.seen = new Uint8Array(numClasses);
+  }
+
+  /** Class k's running mean, a view of `size` values. */
+  row(k: number): Float64Array {
+    return this.values.subarray(k * this.size, (k + 1) * this.size);
+  }
+
+  /** Per class, the batch mean of its rows of data (N x size), and how many rows it had. */
+  batchMeans(classes: Int32Array, data: ArrayLike<number>): { means: Float64Array; counts: Float64Array } {
+    const { size } = this;
+    const means = new Float64Array(this.numClasses * size);
+    const counts = new Float64Array(this.numClasses);
+    classes.forEach((k, i) => {
+      counts[k]++;
+      for (let j = 0; j < size; j++) means[k * size + j] += data[i * size + j];
+    });
+    for (let k = 0; k < this.numClasses; k++)
+      for (let j = 0; j < size && counts[k]; j++) means[k * size + j] /= counts[k];
+    return { means, counts };
+  }
+
+  /** Folds in a batch's class means (from batchMeans). */
+  update({ means, counts }: { means: Float64Array; counts: Float64Array }): void {
+    for (let k = 0; k < this.numClasses; k++) {
+      if (!counts[k]) continue;
+      const m = this.seen[k] ? this.momentum : 0;
+      const row = this.row(k);
+      for (let j = 0; j < this.size; j++) row[j] = m * row[j] + (1 - m) * means[k * this.size + j];
+      this.seen[k] = 1;
+    }
+  }
+}
+
 export interface ClassTurnPriorOptions {
   /** Momentum of each class's running mean turn (default 0.98). */
   momentum?: number;
@@ -924,23 +986,22 @@ export interface ClassTurnPriorOptions {
  * labels the classifier is trained with, no true angle.
  */
 export class ClassTurnPrior {
-  private readonly cosMean: Float64Array;
-  private readonly sinMean: Float64Array;
-  private readonly seen: Uint8Array;
-  private readonly momentum: number;
+  /** Per class, the running mean (cos, sin) of its turns. */
+  private readonly turns: ClassRunningMeans;
 
   constructor(numClasses: number, options: ClassTurnPriorOptions = {}) {
-    this.momentum = options.momentum ?? 0.98;
-    if (!(this.momentum >= 0 && this.momentum < 1))
-      throw new Error(`ClassTurnPrior: momentum must be in [0, 1), got ${this.momentum}`);
-    this.cosMean = new Float64Array(numClasses);
-    this.sinMean = new Float64Array(numClasses);
-    this.seen = new Uint8Array(numClasses);
+    const momentum = options.momentum ?? 0.98;
+    if (!(momentum >= 0 && momentum < 1))
+      throw new Error(`ClassTurnPrior: momentum must be in [0, 1), got ${momentum}`);
+    this.turns = new ClassRunningMeans(numClasses, 2, momentum);
   }
 
   /** Each class's running mean turn, radians in (-pi, pi] (0 before the class is seen). */
   get meanTurns(): Float64Array {
-    return this.cosMean.map((c, k) => (this.seen[k] ? Math.atan2(this.sinMean[k], c) : 0));
+    const { turns } = this;
+    return Float64Array.from({ length: turns.numClasses }, (_, k) =>
+      turns.seen[k] ? Math.atan2(turns.values[2 * k + 1], turns.values[2 * k]) : 0,
+    );
   }
 
   /**
@@ -949,32 +1010,19 @@ export class ClassTurnPrior {
    */
   loss(model: StnClassifier, x: Tensor, labels: Tensor, theta: Tensor = stnTheta(model, x)): Tensor {
     const N = x.shape[0];
-    if (labels.size !== N) throw new Error(`ClassTurnPrior: ${labels.size} labels for ${N} images`);
+    const classes = classIndices(labels, N, this.turns.numClasses, 'ClassTurnPrior');
     const [ca, sa] = turnOf(theta); // (N, 1, 1)
-    const K = this.cosMean.length;
-    const cosSums = new Float64Array(K);
-    const sinSums = new Float64Array(K);
-    const counts = new Float64Array(K);
+    const unit = new Float64Array(2 * N);
     for (let i = 0; i < N; i++) {
-      const k = Number(labels.data[i]);
-      if (!(Number.isInteger(k) && k >= 0 && k < K))
-        throw new Error(`ClassTurnPrior: label ${k} outside 0..${K - 1}`);
-      cosSums[k] += ca.data[i];
-      sinSums[k] += sa.data[i];
-      counts[k]++;
+      unit[2 * i] = ca.data[i];
+      unit[2 * i + 1] = sa.data[i];
     }
-    for (let k = 0; k < K; k++) {
-      if (!counts[k]) continue;
-      const m = this.seen[k] ? this.momentum : 0;
-      this.cosMean[k] = m * this.cosMean[k] + (1 - m) * (cosSums[k] / counts[k]);
-      this.sinMean[k] = m * this.sinMean[k] + (1 - m) * (sinSums[k] / counts[k]);
-      this.seen[k] = 1;
-    }
+    this.turns.update(this.turns.batchMeans(classes, unit));
     const phi = this.meanTurns;
     const weights = new Float32Array(N);
     const angles = new Float32Array(N);
     for (let i = 0; i < N; i++) {
-      weights[i] = phi[Number(labels.data[i])];
+      weights[i] = phi[classes[i]];
       angles[i] = Math.atan2(sa.data[i], ca.data[i]);
     }
     // a_i as a value, plus c' s - s' c (primes: detached), which is 0 and has a_i's gradient on the unit circle
@@ -1003,9 +1051,8 @@ export interface ClassTemplateOptions {
  * classifier is trained with, no true angle.
  */
 export class ClassTemplateAlignment {
-  /** (K, C * Ho * Wo) running mean outputs, row k for class k (allocated at the first batch). */
-  private store = new Float32Array(0);
-  private readonly seen: Uint8Array;
+  /** The templates, one row of C * Ho * Wo per class (allocated at the first batch). */
+  private templates: ClassRunningMeans | null = null;
   private readonly momentum: number;
   readonly numClasses: number;
 
@@ -1014,58 +1061,37 @@ export class ClassTemplateAlignment {
     if (!(this.momentum >= 0 && this.momentum < 1))
       throw new Error(`ClassTemplateAlignment: momentum must be in [0, 1), got ${this.momentum}`);
     this.numClasses = numClasses;
-    this.seen = new Uint8Array(numClasses);
   }
 
-  /** Class k's template as a (C * Ho * Wo) view (zeros before the class is seen). */
-  template(k: number): Float32Array {
-    const size = this.store.length / this.numClasses;
-    return this.store.subarray(k * size, (k + 1) * size);
+  /** Class k's template as (C * Ho * Wo) values (empty before the first batch, zeros before the class is seen). */
+  template(k: number): Float64Array {
+    return this.templates ? this.templates.row(k) : new Float64Array(0);
   }
 
   /**
    * Updates the templates with the batch's outputs (labels (N) class indices) and returns the mean
    * squared difference of each output from its class's template (the templates as they were before
-   * the update, so that a batch is not pulled toward itself). `transformed` is the model's
-   * transformers(x)[0] when the caller has it already.
+   * the update, so that a batch is not pulled toward itself; for a class seen for the first time, its
+   * batch mean). `transformed` is the model's transformers(x)[0] when the caller has it already.
    */
   loss(model: StnClassifier, x: Tensor, labels: Tensor, transformed?: TransformerOutput): Tensor {
     const out = alignedOutput(model, x, transformed);
     const [N, ...rest] = out.shape;
     const size = rest.reduce((a, b) => a * b, 1);
-    if (labels.size !== N) throw new Error(`ClassTemplateAlignment: ${labels.size} labels for ${N} images`);
-    const K = this.numClasses;
-    if (this.store.length !== K * size) {
-      if (this.store.length)
-        throw new Error(
-          `ClassTemplateAlignment: outputs of ${size} values, templates of ${this.store.length / K}`,
-        );
-      this.store = new Float32Array(K * size);
-    }
-    const values = out.data;
+    const classes = classIndices(labels, N, this.numClasses, 'ClassTemplateAlignment');
+    this.templates ??= new ClassRunningMeans(this.numClasses, size, this.momentum);
+    const templates = this.templates;
+    if (templates.size !== size)
+      throw new Error(`ClassTemplateAlignment: outputs of ${size} values, templates of ${templates.size}`);
+    const batch = templates.batchMeans(classes, out.data);
     const targets = new Float32Array(N * size);
-    const sums = new Float64Array(K * size);
-    const counts = new Float64Array(K);
-    for (let i = 0; i < N; i++) {
-      const k = Number(labels.data[i]);
-      if (!(Number.isInteger(k) && k >= 0 && k < K))
-        throw new Error(`ClassTemplateAlignment: label ${k} outside 0..${K - 1}`);
-      counts[k]++;
-      for (let j = 0; j < size; j++) sums[k * size + j] += values[i * size + j];
-    }
-    // a class met for the first time is its own template (no pull) until the next batch
-    for (let i = 0; i < N; i++) {
-      const k = Number(labels.data[i]);
-      const src = this.seen[k] ? this.template(k) : null;
-      for (let j = 0; j < size; j++) targets[i * size + j] = src ? src[j] : sums[k * size + j] / counts[k];
-    }
-    for (let k = 0; k < K; k++) {
-      if (!counts[k]) continue;
-      const t = this.template(k);
-      const m = this.seen[k] ? this.momentum : 0;
-      for (let j = 0; j < size; j++) t[j] = m * t[j] + (1 - m) * (sums[k * size + j] / counts[k]);
-      this.seen[k] = 1;
-    }
+    classes.forEach((k, i) => {
+      targets.set(
+        templates.seen[k] ? templates.row(k) : batch.means.subarray(k * size, (k + 1) * size),
+        i * size,
+      );
+    });
+    templates.update(batch);
     const diff = sub(out, tensor(targets, out.shape));
     return mean(mul(diff, diff));
   }

@@ -816,22 +816,27 @@ describe('rotation equivariance (self-supervised term)', () => {
   });
 });
 
+/** A single 'rotation' ST turning every image by `turn` radians (zero regressor weights). */
+function turningModel(turn: number): { model: StnClassifier; st: SpatialTransformer } {
+  const model = new StnClassifier({
+    inputSize: [16, 16],
+    heads: 1,
+    stOutputSize: 12,
+    transform: 'rotation',
+  });
+  const st = model.st as SpatialTransformer;
+  noGrad(() => {
+    st.fc_loc.weight.data.fill(0);
+    st.fc_loc.bias?.data.fill(turn);
+  });
+  return { model, st };
+}
+
 describe('ClassTurnPrior (each class turned zero on average)', () => {
   test('running mean turn per class; its gradient turns the offset class back, from any side; errors', () => {
     manualSeed(24);
-    const model = new StnClassifier({
-      inputSize: [16, 16],
-      heads: 1,
-      stOutputSize: 12,
-      transform: 'rotation',
-    });
-    const st = model.st as SpatialTransformer;
-    const turnAll = (a: number) =>
-      noGrad(() => {
-        st.fc_loc.weight.data.fill(0);
-        st.fc_loc.bias?.data.fill(a);
-      });
-    turnAll(0.3);
+    const { model, st } = turningModel(0.3);
+    const turnAll = (a: number) => noGrad(() => st.fc_loc.bias?.data.fill(a));
     const prior = new ClassTurnPrior(3, { momentum: 0.5 });
     const x = randn([4, 1, 16, 16]);
     const labels = tensor([0, 0, 2, 2], [4], 'int64');
@@ -861,21 +866,6 @@ describe('ClassTurnPrior (each class turned zero on average)', () => {
 });
 
 describe('ClassTemplateAlignment (congealing per class)', () => {
-  /** A single 'rotation' ST turning every image by `turn` radians (zero regressor weights). */
-  function turningModel(turn: number): { model: StnClassifier; st: SpatialTransformer } {
-    const model = new StnClassifier({
-      inputSize: [16, 16],
-      heads: 1,
-      stOutputSize: 12,
-      transform: 'rotation',
-    });
-    const st = model.st as SpatialTransformer;
-    noGrad(() => {
-      st.fc_loc.weight.data.fill(0);
-      st.fc_loc.bias?.data.fill(turn);
-    });
-    return { model, st };
-  }
   const meanSq = (a: Float32Array, b: Float32Array) =>
     a.reduce((s, v, j) => s + (v - b[j]) ** 2, 0) / a.length;
 

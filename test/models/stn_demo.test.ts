@@ -5,11 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { after, describe, test } from 'node:test';
-import { modelOptions, rectification, thetasOf, transformersOf } from '../../src/cli/commands/stn.js';
+import {
+  loadDemoModel,
+  modelOptions,
+  rectification,
+  thetasOf,
+  transformersOf,
+} from '../../src/cli/commands/stn.js';
 import { manualSeed } from '../../src/ops/creation.js';
 import { loadDistortedFashionMnist } from '../../src/data/distorted_fashion_mnist.js';
 import { locateFashionMnist } from '../../src/data/fashion_mnist.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
 import { StnClassifier } from '../../src/models/stn.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'glimpse-stn-demo-'));
@@ -49,8 +54,7 @@ describe('glimpse stn-demo', () => {
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     assert.equal(results.settings.classTemplate, 1);
     const [report] = results.models;
-    const model = new StnClassifier(modelOptions(results.settings, 'st-series', report.hidden));
-    model.loadStateDict(readSafetensors(join(out, 'st-series.safetensors')).tensors);
+    const { model } = loadDemoModel(out, 'st-series');
     const testSet = await loadDistortedFashionMnist('test', { canvas: 42, limit: 32, seed: 1 });
     const indices = Array.from({ length: 32 }, (_, i) => i);
     const again = rectification(thetasOf(transformersOf(model, testSet, indices)[0]), testSet, indices);

@@ -5,32 +5,14 @@
  * "upright and centered", measured from the transformer's thetas and each image's known distortion.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import {
-  type DemoModel,
-  modelOptions,
-  rectification,
-  thetasOf,
-  transformersOf,
-} from '../../src/cli/commands/stn.js';
+import { loadDemoModel, rectification, thetasOf, transformersOf } from '../../src/cli/commands/stn.js';
 import { loadDistortedFashionMnist } from '../../src/data/distorted_fashion_mnist.js';
 import { locateFashionMnist } from '../../src/data/fashion_mnist.js';
-import { readSafetensors } from '../../src/io/safetensors.js';
-import { StnClassifier } from '../../src/models/stn.js';
 import { evaluate } from '../../src/train/trainer.js';
 
 const docs = join(import.meta.dirname, '..', '..', 'docs', 'stn');
-
-/** A model as `stn-demo` saved it: <dir>/results.json (settings, width) and <dir>/<kind>.safetensors. */
-function load(dir: string, kind: DemoModel): StnClassifier {
-  const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
-  const report = results.models.find((m: { model: string }) => m.model === kind);
-  const model = new StnClassifier(modelOptions(results.settings, kind, report.hidden));
-  model.loadStateDict(readSafetensors(join(dir, `${kind}.safetensors`)).tensors);
-  return model;
-}
 
 const skip = locateFashionMnist('test')
   ? false
@@ -40,8 +22,8 @@ describe('the trained series ST-CNN (docs/stn/congealing)', () => {
   test('test error at least 10 points below the CNN of the same budget; outputs centered and upright', {
     skip,
   }, async () => {
-    const st = load(join(docs, 'congealing'), 'st-series');
-    const cnn = load(join(docs, 'congealing_cnn'), 'cnn');
+    const st = loadDemoModel(join(docs, 'congealing'), 'st-series').model;
+    const cnn = loadDemoModel(join(docs, 'congealing_cnn'), 'cnn').model;
     const stParams = st.numParameters();
     const cnnParams = cnn.numParameters();
     // "similar parameter count": both matched to the demo's budget, within 3% of each other

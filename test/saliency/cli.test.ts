@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { main } from '../../src/cli/main.js';
+import { runCli } from '../helpers/cli.js';
 import { searchArray, writeImage } from '../../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'glimpse-saliency-cli-'));
@@ -19,32 +19,7 @@ before(async () => {
   await writeImage(orientationPng, searchArray({ kind: 'orientation', seed: 6, size: 160 }).image);
 });
 
-/** Runs the CLI in-process, capturing stderr and, when asked, stdout. */
-async function glimpse(
-  args: string[],
-  captureStdout = false,
-): Promise<{ code: number; err: string; out: string }> {
-  let err = '';
-  let out = '';
-  const writeErr = process.stderr.write.bind(process.stderr);
-  const writeOut = process.stdout.write.bind(process.stdout);
-  process.stderr.write = ((s: string) => {
-    err += s;
-    return true;
-  }) as typeof process.stderr.write;
-  if (captureStdout) {
-    process.stdout.write = ((s: string) => {
-      out += s;
-      return true;
-    }) as typeof process.stdout.write;
-  }
-  try {
-    return { code: await main(args), err, out };
-  } finally {
-    process.stderr.write = writeErr;
-    process.stdout.write = writeOut;
-  }
-}
+const glimpse = runCli;
 
 const OUTPUTS = [
   'conspicuity_color.png',

@@ -5,14 +5,14 @@
  * prints their test errors and how well the transformers undo the distortion (they see the ground
  * truth only through the labels), and draws inputs next to what each transformer samples.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import sharp from 'sharp';
 import type { ImageDataset, Sample } from '../../data/dataset.js';
 import { DistortedDataset, loadDistortedFashionMnist } from '../../data/distorted_fashion_mnist.js';
 import { encodePng, writePngBytes } from '../../io/image.js';
-import { writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
+import { readSafetensors, writeFileAtomic, writeSafetensors } from '../../io/safetensors.js';
 import {
   LOCALIZATIONS,
   ClassTemplateAlignment,
@@ -144,6 +144,22 @@ export function modelOptions(o: StnDemoOptions, model: DemoModel, hidden: number
   };
 }
 
+/**
+ * A model as `stn-demo` saved it: <dir>/results.json (its settings and classifier width) and
+ * <dir>/<kind>.safetensors, rebuilt and loaded; with the settings it was trained with.
+ */
+export function loadDemoModel(
+  dir: string,
+  kind: DemoModel,
+): { model: StnClassifier; settings: StnDemoOptions } {
+  const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
+  const report = (results.models as ModelReport[]).find((m) => m.model === kind);
+  if (!report) throw new Error(`${join(dir, 'results.json')} has no '${kind}' model; pass one it has`);
+  const model = new StnClassifier(modelOptions(results.settings, kind, report.hidden));
+  model.loadStateDict(readSafetensors(join(dir, `${kind}.safetensors`)).tensors);
+  return { model, settings: results.settings };
+}
+
 /** The classifier width whose parameter count comes closest to `budget`. */
 function matchHidden(o: StnDemoOptions, model: DemoModel, budget: number): number {
   const count = (h: number) => new StnClassifier(modelOptions(o, model, h)).numParameters();
@@ -179,6 +195,12 @@ const circularSpread = (angles: number[]) => {
  * theta's linear part is a multiple of R(angle). The rotation read off theta is that of its nearest
  * similarity, atan2(A10 - A01, A00 + A11).
  */
+/** Degrees in [-180, 180) of an item turned by `angle` degrees left after sampling through theta (a similarity). */
+export function rotationLeft(theta: Float32Array, angle: number): number {
+  const [a00, a01, , a10, a11] = theta;
+  return wrapDegrees(angle - (Math.atan2(a10 - a01, a00 + a11) * 180) / Math.PI);
+}
+
 export function rectification(
   thetas: Float32Array[],
   dataset: DistortedDataset,
@@ -198,7 +220,7 @@ export function rectification(
     const ox = (a11 * (cx - t0) - a01 * (cy - t1)) / det;
     const oy = (-a10 * (cx - t0) + a00 * (cy - t1)) / det;
     before.angle.push(d.angle);
-    after.angle.push(wrapDegrees(d.angle - (Math.atan2(a10 - a01, a00 + a11) * 180) / Math.PI));
+    after.angle.push(rotationLeft(thetas[b], d.angle));
     // normalized coordinates span 2 per image side
     before.center.push(Math.hypot(cx, cy) / 2);
     after.center.push(Math.hypot(ox, oy) / 2);
