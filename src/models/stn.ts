@@ -30,7 +30,7 @@ import { avgPool2d, maxPool2d } from '../ops/pool.js';
 import { logsumexp, mean, sum } from '../ops/reduce.js';
 import { affineGrid, type GridSampleOptions, gridSample } from '../ops/resample.js';
 import { cat, expand, flatten, reshape, slice } from '../ops/shape.js';
-import { noGrad } from '../tensor/autograd.js';
+import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import { fmt } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -814,9 +814,27 @@ export class StnClassifier extends Module implements TensorModule {
     this.head = new Linear(this.numFeatures, this.numClasses);
   }
 
+  /** What the single or series transformer did to the last batch rectify() saw with gradients on. */
+  private lastTransformed: { input: Tensor; output: TransformerOutput } | null = null;
+
   /** The transformers' outputs, concatenated along channels (the input itself for the baseline). */
   rectify(x: Tensor): Tensor {
-    return this.st ? this.st.forward(x) : x;
+    if (!this.st) return x;
+    if (this.st instanceof MultiHeadSpatialTransformer) return this.st.forward(x);
+    const transformed = this.st.forwardWithTransform(x);
+    this.lastTransformed = isGradEnabled() ? { input: x, output: transformed } : null;
+    return transformed.output;
+  }
+
+  /**
+   * transformers(x)[0] for a single or series transformer, reusing (graph and all) what the last
+   * forward with gradients computed when x is that same batch: a training step's extra loss terms
+   * then add no second pass of the localization nets.
+   */
+  transformedFor(x: Tensor): TransformerOutput {
+    const last = this.lastTransformed;
+    if (last && last.input === x && isGradEnabled()) return last.output;
+    return this.transformers(x)[0];
   }
 
   /** Pre-logit features (N, hidden). */

@@ -971,3 +971,28 @@ describe('ClassTemplateAlignment (congealing per class)', () => {
     );
   });
 });
+
+describe('StnClassifier.transformedFor (a training step reuses the forward pass)', () => {
+  test("the forward's transform for the same batch, with its graph; a new pass otherwise", () => {
+    manualSeed(28);
+    const model = attentionRotationSeries();
+    for (const st of (model.st as SeriesSpatialTransformer).stages) perturbRegressor(st, 0.05);
+    const x = smoothImage(3, 1, 24, 24);
+    model.forward(x);
+    const reused = model.transformedFor(x);
+    assert.equal(reused, model.transformedFor(x), 'the same batch gets the cached output');
+    const fresh = model.transformers(x)[0];
+    assertClose([...(reused.theta as Tensor).data], [...(fresh.theta as Tensor).data], 1e-6);
+    // its graph reaches the localization nets
+    F.mean(reused.theta as Tensor).backward();
+    const grads = (model.st as SeriesSpatialTransformer).stages.at(1).fc_loc.weight.grad;
+    assert.ok(
+      grads?.data.some((v) => v !== 0),
+      'no gradient through the reused transform',
+    );
+    // another batch, or a forward without gradients, is not reused
+    assert.notEqual(model.transformedFor(smoothImage(3, 1, 24, 24)), reused);
+    noGrad(() => model.forward(x));
+    assert.notEqual(model.transformedFor(x), reused);
+  });
+});

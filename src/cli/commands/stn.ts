@@ -454,7 +454,8 @@ function selfSupervision(
   const prior = new ClassTurnPrior(model.numClasses);
   const templates = new ClassTemplateAlignment(model.numClasses);
   return (images, labels) => {
-    const transformed = model.transformers(images)[0]; // one pass of the localization nets for every term
+    // the classification forward's pass of the localization nets, shared by every term
+    const transformed = model.transformedFor(images);
     const theta = transformed.theta;
     if (!theta) throw new Error("the 'tps' transform has no turn for the self-supervised terms");
     const terms: Tensor[] = [];
