@@ -51,7 +51,7 @@ const UNETR_TINY = {
   skipLayers: [0, 1],
 };
 
-const glimpse = runCli;
+const glimpse = (args: string[]) => runCli(args, true);
 
 /** A minimal NIfTI-1 header for an (nz, ny, nx) float32 volume with voxel size (dx, dy, dz). */
 function niftiFloat32(data: Float32Array, [nz, ny, nx]: number[], [dx, dy, dz]: number[]): Uint8Array {
